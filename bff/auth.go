@@ -1,0 +1,274 @@
+package bff
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"beadbff/bff/bead"
+	"beadbff/session"
+	"beadbff/views"
+)
+
+// touchEvery bounds how often a request rewrites its session just to move the idle timeout along, so
+// that steady traffic costs one store read per request and not a write too.
+const touchEvery = time.Minute
+
+// sessionTTL is how long the store keeps a session: until its idle or its absolute timeout, whichever
+// comes first.
+func (s *Server) sessionTTL(sess *session.Session) time.Duration {
+	now := s.now()
+	ttl := s.cfg.SessionIdleTimeout
+	if left := sess.CreatedAt.Add(s.cfg.SessionMaxLifetime).Sub(now); left < ttl {
+		ttl = left
+	}
+	return max(ttl, time.Second)
+}
+
+// sessionExpiresAt is when the session ends if it stays idle (the API's expiresAt).
+func (s *Server) sessionExpiresAt(sess *session.Session) time.Time {
+	return sess.LastSeen.Add(s.sessionTTL(sess)).UTC().Truncate(time.Second)
+}
+
+// touch moves the idle timeout along at most once a minute. Its failure costs nothing but an earlier
+// expiry, so it is logged and the request goes on.
+func (s *Server) touch(c *fiber.Ctx, sess *session.Session) {
+	now := s.now()
+	if now.Sub(sess.LastSeen) < touchEvery {
+		return
+	}
+	sess.LastSeen = now
+	if err := s.store.Save(c.UserContext(), sess, s.sessionTTL(sess)); err != nil {
+		s.log.Warn("session touch failed", "requestId", requestIDOf(c), "err", err)
+	}
+}
+
+// login logs in to Bead with the password grant and opens a new session (a new id: an id known before the
+// login is never the id after it).
+func (s *Server) login(c *fiber.Ctx, username, password string) (*session.Session, error) {
+	username = strings.TrimSpace(username)
+	fields := map[string]string{}
+	if username == "" || len(username) > 256 {
+		fields["username"] = "Enter the terminal's username."
+	}
+	if password == "" || len(password) > 1024 {
+		fields["password"] = "Enter the terminal's password."
+	}
+	if len(fields) > 0 {
+		return nil, invalidFields(fields)
+	}
+	tok, err := s.bead.Login(c.UserContext(), username, password)
+	if err != nil {
+		return nil, s.loginProblem(err)
+	}
+	claims, err := bead.DecodeClaims(tok.AccessToken)
+	if err != nil || claims.TerminalID == "" {
+		return nil, &Problem{Status: http.StatusBadGateway, Cause: CauseUnknown, Title: "Bead's token names no terminal",
+			Detail: "The realm issued a token this server cannot read a terminal from.", Err: err}
+	}
+	if old := sessionOf(c); old != nil {
+		if err := s.store.Delete(c.UserContext(), old.ID); err != nil {
+			return nil, storeUnavailable(err)
+		}
+	}
+	id, err := s.store.NewID()
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	sess := &session.Session{
+		ID:         id,
+		TerminalID: claims.TerminalID,
+		MerchantID: claims.MerchantID,
+		Username:   utils.CopyString(username),
+		Token:      tokenFromBead(tok),
+		CSRFToken:  randomToken(),
+		CreatedAt:  now,
+		LastSeen:   now,
+	}
+	if err := s.store.Save(c.UserContext(), sess, s.sessionTTL(sess)); err != nil {
+		return nil, storeUnavailable(err)
+	}
+	s.setSessionCookie(c, id)
+	c.Locals(localSession, sess)
+	s.log.Info("logged in", "requestId", requestIDOf(c), "terminalId", sess.TerminalID, "merchantId", sess.MerchantID)
+	return sess, nil
+}
+
+func (s *Server) loginProblem(err error) error {
+	var ke *bead.TokenError
+	var te *bead.TransportError
+	switch {
+	case bead.IsInvalidGrant(err):
+		return &Problem{Status: http.StatusUnauthorized, Cause: CauseInvalidCredentials, Title: "Wrong username or password",
+			Detail: "Bead's identity realm did not accept these terminal credentials.", Err: err}
+	case errors.As(err, &ke):
+		p := &Problem{Status: http.StatusBadGateway, Cause: CauseUnknown, Title: "Bead's identity realm refused the login",
+			Detail: firstNonEmpty(ke.Description, ke.Code), Err: err}
+		if ke.Code == "invalid_client" || ke.Code == "unauthorized_client" || ke.Code == "invalid_scope" {
+			p.Cause = CauseWrongClientOrScope
+			p.Detail = "The realm refused the client or scope this server is configured with (BEAD_CLIENT_ID, BEAD_SCOPE): " + p.Detail
+		}
+		return p
+	case errors.As(err, &te):
+		return &Problem{Status: http.StatusBadGateway, Cause: CauseBeadUnavailable, Title: "Bead's identity realm could not be reached",
+			Detail: "Try again in a moment.", Err: err}
+	}
+	return err
+}
+
+// logout ends the session here and at the realm. The realm call is best effort: the session is gone here
+// whatever it answers.
+func (s *Server) logout(c *fiber.Ctx) error {
+	sess := sessionOf(c)
+	s.clearSessionCookie(c)
+	if sess == nil {
+		return nil
+	}
+	if err := s.store.Delete(c.UserContext(), sess.ID); err != nil {
+		return storeUnavailable(err)
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
+	defer cancel()
+	if err := s.bead.Logout(ctx, sess.Token.RefreshToken); err != nil {
+		s.log.Warn("realm logout failed", "requestId", requestIDOf(c), "err", err)
+	}
+	return nil
+}
+
+func randomToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Pages.
+
+func (s *Server) loginView(c *fiber.Ctx) views.LoginView {
+	v := views.LoginView{Page: s.page(c, "Log in"), Next: safeNext(c.Query("next"))}
+	if s.cfg.Demo {
+		v.Demo = s.demo
+	}
+	return v
+}
+
+func (s *Server) loginPage(c *fiber.Ctx) error {
+	if sessionOf(c) != nil {
+		return c.Redirect(safeNext(c.Query("next")), http.StatusSeeOther)
+	}
+	return render(c, http.StatusOK, views.Login(s.loginView(c)))
+}
+
+func (s *Server) loginSubmit(c *fiber.Ctx) error {
+	username := utils.CopyString(c.FormValue("username"))
+	_, err := s.login(c, username, c.FormValue("password"))
+	if err == nil {
+		return c.Redirect(safeNext(c.FormValue("next")), http.StatusSeeOther)
+	}
+	p, ok := asProblem(err)
+	if !ok || (p.Cause != CauseInvalidCredentials && p.Cause != CauseInvalidRequest) {
+		return err
+	}
+	v := s.loginView(c)
+	v.Username, v.Next = username, safeNext(c.FormValue("next"))
+	v.Error = p.Title + "."
+	if p.Cause == CauseInvalidRequest {
+		v.Error = "Enter the terminal's username and password."
+	}
+	return render(c, p.Status, views.Login(v))
+}
+
+func (s *Server) logoutSubmit(c *fiber.Ctx) error {
+	if err := s.logout(c); err != nil {
+		return err
+	}
+	return c.Redirect("/login", http.StatusSeeOther)
+}
+
+// API.
+
+type sessionJSON struct {
+	TerminalID string    `json:"terminalId"`
+	MerchantID string    `json:"merchantId"`
+	ExpiresAt  time.Time `json:"expiresAt"`
+}
+
+func (s *Server) sessionJSON(sess *session.Session) sessionJSON {
+	return sessionJSON{TerminalID: sess.TerminalID, MerchantID: sess.MerchantID, ExpiresAt: s.sessionExpiresAt(sess)}
+}
+
+func (s *Server) apiLogin(c *fiber.Ctx) error {
+	var in struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	sess, err := s.login(c, in.Username, in.Password)
+	if err != nil {
+		return err
+	}
+	return c.Status(http.StatusCreated).JSON(s.sessionJSON(sess))
+}
+
+func (s *Server) apiWhoAmI(c *fiber.Ctx) error {
+	sess := sessionOf(c)
+	s.touch(c, sess)
+	return c.JSON(s.sessionJSON(sess))
+}
+
+func (s *Server) apiLogout(c *fiber.Ctx) error {
+	if err := s.logout(c); err != nil {
+		return err
+	}
+	return c.SendStatus(http.StatusNoContent)
+}
+
+// decodeJSON reads a JSON body strictly: the right content type, one object, no unknown fields.
+func decodeJSON(c *fiber.Ctx, v any) error {
+	ct := strings.ToLower(strings.TrimSpace(strings.SplitN(c.Get(fiber.HeaderContentType), ";", 2)[0]))
+	if ct != fiber.MIMEApplicationJSON {
+		return &Problem{Status: http.StatusUnsupportedMediaType, Cause: CauseInvalidRequest, Title: "Unsupported content type",
+			Detail: "Send the body as application/json."}
+	}
+	dec := json.NewDecoder(strings.NewReader(string(c.Body())))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return invalidRequest("The body is not valid JSON for this endpoint: " + jsonErrorText(err))
+	}
+	if dec.More() {
+		return invalidRequest("The body has data after its JSON object.")
+	}
+	return nil
+}
+
+// jsonErrorText describes a decoding error without echoing the body back.
+func jsonErrorText(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return "syntax error at byte " + strconv.FormatInt(se.Offset, 10)
+	case errors.As(err, &te):
+		return "field " + te.Field + " has the wrong type"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the JSON ends too early"
+	}
+	return "malformed"
+}

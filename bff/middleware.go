@@ -1,0 +1,273 @@
+package bff
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+	"github.com/google/uuid"
+
+	"beadbff/bff/bead"
+	"beadbff/session"
+)
+
+// Keys of c.Locals.
+const (
+	localRequestID = "beadbff.requestID"
+	localNonce     = "beadbff.nonce"
+	localSession   = "beadbff.session"
+	localRoute     = "beadbff.route"
+)
+
+// saneRequestID is what we accept from a caller as X-Request-Id; anything else is replaced, so that an id
+// can be logged and sent to Bead without escaping.
+var saneRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{8,128}$`)
+
+// requestID gives every request an id (the caller's when sane), puts it on the response, and carries it in
+// the user context so the Bead client sends it as x-request-id.
+func (s *Server) requestID(c *fiber.Ctx) error {
+	id := c.Get("X-Request-Id")
+	if !saneRequestID.MatchString(id) {
+		id = uuid.NewString()
+	} else {
+		id = utils.CopyString(id)
+	}
+	c.Locals(localRequestID, id)
+	c.Set("X-Request-Id", id)
+	c.SetUserContext(bead.WithRequestID(c.UserContext(), id))
+	return c.Next()
+}
+
+func requestIDOf(c *fiber.Ctx) string {
+	id, _ := c.Locals(localRequestID).(string)
+	return id
+}
+
+// accessLog writes one line per request and counts it. It runs the error handler itself so that the logged
+// status is the one sent.
+func (s *Server) accessLog(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	if err != nil {
+		if herr := s.errorHandler(c, err); herr != nil {
+			s.log.Error("error handler failed", "requestId", requestIDOf(c), "err", herr)
+			c.Status(http.StatusInternalServerError)
+		}
+	}
+	status := c.Response().StatusCode()
+	route := c.Route().Path
+	if r, ok := c.Locals(localRoute).(string); ok {
+		route = r
+	}
+	elapsed := time.Since(start)
+	s.metrics.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
+	s.metrics.requestDuration.WithLabelValues(c.Method(), route).Observe(elapsed.Seconds())
+	level := slogLevelFor(status)
+	s.log.Log(c.UserContext(), level, "request",
+		"requestId", requestIDOf(c),
+		"method", c.Method(),
+		"path", c.Path(), // the path only: queries may carry things we do not want in logs
+		"route", route,
+		"status", status,
+		"durationMs", float64(elapsed.Microseconds())/1000,
+		"bytes", len(c.Response().Body()),
+	)
+	return nil
+}
+
+// securityHeaders sets the headers every answer carries. Pages get a CSP with a per-response nonce; the
+// embed pages of a later issue override frame-ancestors.
+func (s *Server) securityHeaders(c *fiber.Ctx) error {
+	nonce := newNonce()
+	c.Locals(localNonce, nonce)
+	c.Set("X-Content-Type-Options", "nosniff")
+	c.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+	c.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()")
+	c.Set("Cross-Origin-Opener-Policy", "same-origin")
+	c.Set("Content-Security-Policy", "default-src 'none'; script-src 'self' 'nonce-"+nonce+"'; style-src 'self'; "+
+		"img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	if s.cfg.Secure() {
+		c.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+	}
+	return c.Next()
+}
+
+func newNonce() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return base64.RawStdEncoding.EncodeToString(b[:])
+}
+
+func nonceOf(c *fiber.Ctx) string {
+	n, _ := c.Locals(localNonce).(string)
+	return n
+}
+
+// apiHeaders: every /api answer is private and varies by Origin (CORS comes in a later issue).
+func (s *Server) apiHeaders(c *fiber.Ctx) error {
+	c.Set("Cache-Control", "no-store")
+	c.Vary("Origin")
+	return c.Next()
+}
+
+// cookieName is the session cookie; under https it takes the __Host- prefix, which pins it to this exact
+// origin (Secure, Path=/, no Domain).
+func (s *Server) cookieName() string {
+	if s.cfg.Secure() {
+		return "__Host-beadbff_session"
+	}
+	return "beadbff_session"
+}
+
+func (s *Server) setSessionCookie(c *fiber.Ctx, id string) {
+	c.Cookie(&fiber.Cookie{
+		Name:     s.cookieName(),
+		Value:    id,
+		Path:     "/",
+		HTTPOnly: true,
+		Secure:   s.cfg.Secure(),
+		SameSite: fiber.CookieSameSiteLaxMode,
+		MaxAge:   int(s.cfg.SessionMaxLifetime / time.Second),
+	})
+}
+
+func (s *Server) clearSessionCookie(c *fiber.Ctx) {
+	c.Cookie(&fiber.Cookie{
+		Name:     s.cookieName(),
+		Value:    "",
+		Path:     "/",
+		HTTPOnly: true,
+		Secure:   s.cfg.Secure(),
+		SameSite: fiber.CookieSameSiteLaxMode,
+		MaxAge:   -1,
+		Expires:  time.Unix(0, 0),
+	})
+}
+
+// withOptionalSession loads the session named by the cookie, if any. A cookie naming no live session is
+// cleared. A store that cannot answer stops the request with 503 and leaves the cookie alone: an outage
+// must never log anyone out.
+func (s *Server) withOptionalSession(c *fiber.Ctx) error {
+	if err := s.loadSession(c); err != nil {
+		return err
+	}
+	return c.Next()
+}
+
+func (s *Server) loadSession(c *fiber.Ctx) error {
+	id := c.Cookies(s.cookieName())
+	if id == "" {
+		return nil
+	}
+	sess, err := s.store.Load(c.UserContext(), id)
+	switch {
+	case err == nil:
+		if s.sessionOver(sess) {
+			_ = s.store.Delete(c.UserContext(), sess.ID)
+			s.clearSessionCookie(c)
+			return nil
+		}
+		c.Locals(localSession, sess)
+	case errors.Is(err, session.ErrUnavailable):
+		return storeUnavailable(err)
+	default:
+		if errors.Is(err, session.ErrUnreadable) {
+			s.log.Warn("stored session unreadable; treated as no session", "requestId", requestIDOf(c))
+		}
+		s.clearSessionCookie(c)
+	}
+	return nil
+}
+
+// sessionOver applies the idle and absolute timeouts.
+func (s *Server) sessionOver(sess *session.Session) bool {
+	now := s.now()
+	return now.Sub(sess.CreatedAt) > s.cfg.SessionMaxLifetime || now.Sub(sess.LastSeen) > s.cfg.SessionIdleTimeout
+}
+
+func sessionOf(c *fiber.Ctx) *session.Session {
+	sess, _ := c.Locals(localSession).(*session.Session)
+	return sess
+}
+
+func (s *Server) requireAPISession(c *fiber.Ctx) error {
+	if sessionOf(c) == nil {
+		return notAuthenticated()
+	}
+	return c.Next()
+}
+
+// requirePageSession sends a browser without a session to the login page, remembering where it was going.
+func (s *Server) requirePageSession(c *fiber.Ctx) error {
+	if sessionOf(c) != nil {
+		return c.Next()
+	}
+	if c.Method() != fiber.MethodGet {
+		return notAuthenticated()
+	}
+	next := c.OriginalURL()
+	if next == "/" {
+		return c.Redirect("/login", http.StatusSeeOther)
+	}
+	return c.Redirect("/login?next="+url.QueryEscape(next), http.StatusSeeOther)
+}
+
+// csrfHeader enforces CONTRACT.md's rule: a state-changing API call made with a session cookie carries
+// X-CSRF: 1. A cross-origin page cannot add that header without a CORS preflight, which we decide on.
+func (s *Server) csrfHeader(c *fiber.Ctx) error {
+	switch c.Method() {
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
+		return c.Next()
+	}
+	if c.Cookies(s.cookieName()) == "" {
+		return c.Next()
+	}
+	if c.Get("X-CSRF") != "1" {
+		return &Problem{Status: http.StatusForbidden, Cause: CauseCSRFHeaderMissing, Title: "CSRF header missing",
+			Detail: "A state-changing request made with a session cookie must carry the header X-CSRF: 1. Nothing was done."}
+	}
+	return c.Next()
+}
+
+// sameOriginForm refuses a form post that a browser says came from another site. Browsers send Origin on
+// every POST and Sec-Fetch-Site on all current versions; a request with neither is not from a browser
+// page and is let through to the token check.
+func (s *Server) sameOriginForm(c *fiber.Ctx) error {
+	site := c.Get("Sec-Fetch-Site")
+	origin := c.Get("Origin")
+	crossSite := site == "cross-site" || site == "same-site" || (origin != "" && origin != s.cfg.Origin())
+	if crossSite {
+		return &Problem{Status: http.StatusForbidden, Cause: CauseCSRFTokenInvalid, Title: "Form sent from another site",
+			Detail: "This form was submitted from a page that is not beadbff's own, so it was refused and nothing was done. " +
+				"Open beadbff directly and try again."}
+	}
+	return c.Next()
+}
+
+// formToken checks the session's per-session token on HTML form posts.
+func (s *Server) formToken(c *fiber.Ctx) error {
+	sess := sessionOf(c)
+	got := c.FormValue("csrf")
+	if sess == nil || sess.CSRFToken == "" || subtle.ConstantTimeCompare([]byte(got), []byte(sess.CSRFToken)) != 1 {
+		return &Problem{Status: http.StatusForbidden, Cause: CauseCSRFTokenInvalid, Title: "Form expired",
+			Detail: "This form did not carry the token of your session (it may be from an older page). Reload the page and try again."}
+	}
+	return c.Next()
+}
+
+// safeNext keeps a post-login redirect on this server.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}

@@ -1,0 +1,112 @@
+package bff
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"beadbff/views"
+)
+
+// Causes: the stable codes of CONTRACT.md (and the anchors of /help/403). Additions of ours are marked.
+const (
+	CauseTokenMissing            = "token_missing"
+	CauseTokenExpired            = "token_expired"
+	CauseWrongClientOrScope      = "wrong_client_or_scope"
+	CauseTerminalMismatch        = "terminal_mismatch"
+	CauseRealmMismatch           = "realm_mismatch"
+	CauseClockSkew               = "clock_skew"
+	CauseRefreshTokenInvalid     = "refresh_token_invalid"
+	CauseBlockedBeforeBead       = "blocked_before_bead"
+	CauseWebhookSignatureInvalid = "webhook_signature_invalid"
+	CauseCORSOriginNotAllowed    = "cors_origin_not_allowed"
+	CauseCSRFHeaderMissing       = "csrf_header_missing"
+	CauseRateLimited             = "rate_limited"
+	CauseBeadUnavailable         = "bead_unavailable"
+	CauseSessionStoreUnavailable = "session_store_unavailable"
+	CauseNotAuthenticated        = "not_authenticated"
+	CauseInvalidRequest          = "invalid_request"
+	CauseUnknown                 = "unknown"
+
+	// Ours, beyond CONTRACT.md's list.
+	CauseInvalidCredentials = "invalid_credentials" // the realm refused the username or password at login
+	CauseNotFound           = "not_found"           // no such page, payment or checkout
+	CauseCSRFTokenInvalid   = "csrf_token_invalid"  // an HTML form without this session's token, or from another site
+	CauseInternal           = "internal_error"      // a bug of ours; logged with the request id
+)
+
+// Problem is an error that knows how it is shown: as application/problem+json on /api and as an error page
+// in a browser. Handlers return it (or an error the mapping in errorHandler turns into one).
+type Problem struct {
+	Status     int
+	Cause      string
+	Title      string
+	Detail     string
+	RetryAfter time.Duration // sent as Retry-After when > 0
+	LoginAgain bool          // the page offers "Log in again"
+	Bundle     *views.SupportBundle
+	Fields     map[string]string // per-field messages of an invalid request
+	Err        error             // the underlying error, for the log only
+}
+
+func (p *Problem) Error() string {
+	if p.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", p.Cause, p.Title, p.Err)
+	}
+	return p.Cause + ": " + p.Title
+}
+
+func (p *Problem) Unwrap() error { return p.Err }
+
+// problemBody is the JSON shape of CONTRACT.md.
+type problemBody struct {
+	Type      string            `json:"type"`
+	Title     string            `json:"title"`
+	Status    int               `json:"status"`
+	Detail    string            `json:"detail,omitempty"`
+	Cause     string            `json:"cause"`
+	RequestID string            `json:"requestId"`
+	HelpURL   string            `json:"helpUrl"`
+	Errors    map[string]string `json:"errors,omitempty"`
+	Support   *supportBody      `json:"support,omitempty"`
+}
+
+type supportBody struct {
+	Timestamp string `json:"timestamp"`
+	Path      string `json:"path"`
+	RequestID string `json:"requestId"`
+	JWTPrefix string `json:"jwtPrefix,omitempty"`
+	Email     string `json:"email"`
+}
+
+func invalidRequest(detail string) *Problem {
+	return &Problem{Status: http.StatusBadRequest, Cause: CauseInvalidRequest, Title: "Invalid request", Detail: detail}
+}
+
+func invalidFields(fields map[string]string) *Problem {
+	p := invalidRequest("Some fields are not valid; see errors.")
+	p.Fields = fields
+	return p
+}
+
+func notAuthenticated() *Problem {
+	return &Problem{Status: http.StatusUnauthorized, Cause: CauseNotAuthenticated, Title: "Not logged in",
+		Detail: "There is no session, or it has ended. Log in again.", LoginAgain: true}
+}
+
+func notFound(what string) *Problem {
+	return &Problem{Status: http.StatusNotFound, Cause: CauseNotFound, Title: "Not found", Detail: what + " was not found."}
+}
+
+func storeUnavailable(err error) *Problem {
+	return &Problem{Status: http.StatusServiceUnavailable, Cause: CauseSessionStoreUnavailable,
+		Title: "Session store unavailable", RetryAfter: time.Second,
+		Detail: "beadbff cannot reach its session store right now. Your session is kept; try again in a moment.", Err: err}
+}
+
+func asProblem(err error) (*Problem, bool) {
+	var p *Problem
+	ok := errors.As(err, &p)
+	return p, ok
+}

@@ -1,0 +1,50 @@
+package bff
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+)
+
+// routes is the whole surface of the server, in one screen.
+func (s *Server) routes(reg *prometheus.Registry) {
+	app := s.app
+
+	// Every request: an id, a log line and metrics, security headers.
+	app.Use(s.requestID, s.accessLog, s.securityHeaders)
+
+	// Static assets: immutable, content-hashed names.
+	app.Get("/static/:name", s.staticAsset)
+
+	// Operations.
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+
+	// Pages. Each loads the session if there is one (only pages: /api loads its own, once); pages that need
+	// one send the browser to /login.
+	sess := s.withOptionalSession
+	app.Get("/help/403", sess, s.helpPage)
+	app.Get("/login", sess, s.loginPage)
+	app.Post("/login", s.sameOriginForm, sess, s.loginSubmit)
+	app.Post("/logout", s.sameOriginForm, sess, s.requirePageSession, s.formToken, s.logoutSubmit)
+	app.Get("/", sess, s.requirePageSession, s.dashboardPage)
+	app.Get("/payments/new", sess, s.requirePageSession, s.newPaymentPage)
+	app.Post("/payments", s.sameOriginForm, sess, s.requirePageSession, s.formToken, s.createPaymentSubmit)
+	app.Get("/payments/:trackingId", sess, s.requirePageSession, s.paymentPage)
+	app.Get("/payments/:trackingId/qr.png", sess, s.requirePageSession, s.paymentQR)
+
+	// The JSON API for front-end apps.
+	api := app.Group("/api/v1", s.apiHeaders, sess, s.csrfHeader)
+	api.Post("/session", s.apiLogin)
+	api.Get("/session", s.requireAPISession, s.apiWhoAmI)
+	api.Delete("/session", s.apiLogout)
+	api.Post("/payments", s.requireAPISession, s.apiCreatePayment)
+	api.Get("/payments", s.requireAPISession, s.apiListPayments)
+	api.Get("/payments/:trackingId", s.requireAPISession, s.apiGetPayment)
+	api.Use(s.apiNotFound)
+
+	// Anything else.
+	app.Use(s.pageNotFound)
+}

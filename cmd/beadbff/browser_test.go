@@ -1,0 +1,84 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"beadbff/bff/browsertest"
+)
+
+// The staff flow in real headless Chromium: log in, create a payment, and watch the status turn completed
+// by itself (the page's script polls) after the shopper pays on the hosted page.
+func TestBrowserStaffFlow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test; run without -short")
+	}
+	e := startEnv(t, envOptions{})
+	term := e.sandbox.Terminals()[0]
+	ctx := browsertest.New(t, browsertest.Options{})
+
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	step := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			browsertest.Screenshot(t, ctx, "failure")
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	step("open the dashboard", chromedp.Do(ctx,
+		chromedp.Navigate(e.url+"/"),
+		chromedp.WaitVisible(css(`[data-testid="login-form"]`)),
+	))
+	browsertest.Screenshot(t, ctx, "1-login")
+	step("log in", chromedp.Do(ctx,
+		chromedp.SendKeys(css(`#username`), term.TerminalID),
+		chromedp.SendKeys(css(`#password`), term.Password),
+		chromedp.Submit(css(`#password`)),
+		chromedp.WaitVisible(css(`[data-testid="new-payment-link"]`)),
+	))
+	step("open the new-payment form", chromedp.Do(ctx,
+		chromedp.Click(css(`[data-testid="new-payment-link"]`)),
+		chromedp.WaitVisible(css(`[data-testid="new-payment-form"]`)),
+		chromedp.SendKeys(css(`#amount`), "19.99"),
+		chromedp.SendKeys(css(`#reference`), "browser-order-1"),
+		chromedp.SendKeys(css(`#description`), "A test in Chromium"),
+	))
+	browsertest.Screenshot(t, ctx, "2-new-payment")
+	step("create the payment", chromedp.Do(ctx,
+		chromedp.Submit(css(`#amount`)),
+		chromedp.WaitVisible(css(`[data-testid="payment-status"][data-status="created"]`)),
+	))
+	amount, err := chromedp.Run(ctx, chromedp.Text(css(`[data-testid="payment-amount"]`)))
+	step("read the amount", err)
+	if amount == "" || !strings.Contains(amount, "19.99") {
+		t.Errorf("payment amount on the page = %q, want 19.99", amount)
+	}
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	step("read the location", err)
+	id := loc[len(e.url+"/payments/"):]
+	browsertest.Screenshot(t, ctx, "3-payment-created")
+
+	// The shopper pays; the open page notices by itself, without a reload.
+	e.sb("POST", "/_sandbox/payments/"+id+"/status", map[string]string{"statusCode": "completed"})
+	start := time.Now()
+	step("see the status turn completed", chromedp.Do(ctx,
+		chromedp.WaitVisible(css(`[data-testid="payment-status"][data-status="completed"]`)),
+	))
+	t.Logf("the page showed completed %s after the payment", time.Since(start).Round(100*time.Millisecond))
+	browsertest.Screenshot(t, ctx, "4-payment-completed")
+
+	// Back on the dashboard the payment is listed as completed.
+	step("dashboard", chromedp.Do(ctx,
+		chromedp.Navigate(e.url+"/"),
+		chromedp.WaitVisible(css(`[data-testid="payment-row"] [data-status="completed"]`)),
+	))
+	rows, err := chromedp.Run(ctx, chromedp.Text(css(`[data-testid="payments-table"]`)))
+	step("read the table", err)
+	if !strings.Contains(rows, "browser-order-1") || !strings.Contains(rows, "Paid") {
+		t.Errorf("dashboard table = %q, want browser-order-1 shown as paid", rows)
+	}
+	browsertest.Screenshot(t, ctx, "5-dashboard")
+}

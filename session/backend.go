@@ -1,0 +1,43 @@
+package session
+
+import (
+	"context"
+	"time"
+)
+
+// backend is the seam between the one Store implementation (store, in kvstore.go) and where the bytes
+// live. It speaks in keys, byte values and sorted sets, never in sessions or payments, so the Redis and
+// memory stores cannot drift apart in what they mean: only in how they keep bytes. Absence is reported as
+// ErrNotFound; every other error is a failure of the backend, which store wraps with ErrUnavailable.
+type backend interface {
+	ping(ctx context.Context) error
+	// get returns the value of key, or ErrNotFound.
+	get(ctx context.Context, key string) ([]byte, error)
+	// getMany returns one value per key, nil where the key is absent.
+	getMany(ctx context.Context, keys []string) ([][]byte, error)
+	// set stores value under key for ttl (> 0), replacing what was there.
+	set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// del removes key; an absent key is not an error.
+	del(ctx context.Context, key string) error
+	// newest returns up to n members of the sorted set key, highest score first (ties: the greater member
+	// first, as Redis's ZREVRANGE orders them).
+	newest(ctx context.Context, key string, n int) ([]string, error)
+	// atomically applies the writes fn records as one unit: MULTI/EXEC in Redis, one lock in memory.
+	atomically(ctx context.Context, fn func(batch)) error
+	close() error
+}
+
+// batch records writes for backend.atomically. Its methods cannot fail on their own: the batch's outcome
+// is atomically's error.
+type batch interface {
+	set(key string, value []byte, ttl time.Duration)
+	// addIfAbsent adds member to the sorted set key with score, unless it is already there (ZADD NX), so
+	// a re-put keeps its first position.
+	addIfAbsent(key string, score float64, member string)
+	// keepHighest trims the sorted set key to its n highest-scored members.
+	keepHighest(key string, n int)
+	// dropScoredBelow removes the members of the sorted set key whose score is below floor.
+	dropScoredBelow(key string, floor float64)
+	// expire sets key's time to live, if the key exists.
+	expire(key string, ttl time.Duration)
+}

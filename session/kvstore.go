@@ -1,0 +1,345 @@
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync/atomic"
+	"time"
+)
+
+// store is the one implementation of Store. It owns the meaning (key names, sealing, JSON, TTLs, list
+// order and trimming); the backend only keeps bytes. Both NewMemory and NewRedis return a *store.
+type store struct {
+	be     backend
+	keys   *Keyring
+	opts   Options
+	closed atomic.Bool
+}
+
+var _ Store = (*store)(nil)
+
+// errClosed is what every call of a closed store wraps (with ErrUnavailable).
+var errClosed = errors.New("store closed")
+
+// idBytes is the entropy of a session id; its text form is idLen characters of unpadded URL-safe base64.
+const (
+	idBytes = 32
+	idLen   = 43
+)
+
+func newStore(be backend, opts Options) (*store, error) {
+	if opts.Keyring == nil {
+		return nil, errors.New("session: options: Keyring is required")
+	}
+	return &store{be: be, keys: opts.Keyring, opts: opts}, nil
+}
+
+// Key names. Ids that come from Bead or from callers are query-escaped, so that ":" and "{" inside them
+// cannot make two different (terminal, tracking id) pairs share a key. The terminal id sits in a Redis
+// Cluster hash tag ({...}) so that a terminal's records and its list live in one slot: the MULTI of
+// PutPayment and the MGET of ListPayments stay legal when a Cluster URL form is added.
+
+// sessionKey never contains the cookie value: a Redis dump or MONITOR must not hand out sessions.
+func (s *store) sessionKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return s.opts.Prefix + "sess:" + hex.EncodeToString(sum[:])
+}
+
+func (s *store) paymentKey(terminalID, trackingID string) string {
+	return s.opts.Prefix + "pay:{" + url.QueryEscape(terminalID) + "}:" + url.QueryEscape(trackingID)
+}
+
+func (s *store) listKey(terminalID string) string {
+	return s.opts.Prefix + "list:{" + url.QueryEscape(terminalID) + "}"
+}
+
+func (s *store) checkoutKey(checkoutID string) string {
+	return s.opts.Prefix + "co:" + url.QueryEscape(checkoutID)
+}
+
+// call starts one store call: the closed check and the per-call budget. context.WithTimeout keeps an
+// earlier deadline of ctx, so CallTimeout only ever shortens.
+func (s *store) call(ctx context.Context, op string) (context.Context, context.CancelFunc, error) {
+	if s.closed.Load() {
+		return ctx, func() {}, unavailable(op, errClosed)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+	return ctx, cancel, nil
+}
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("session: %s: %w: %w", op, ErrUnavailable, err)
+}
+
+// backendErr sorts a backend error: absence stays ErrNotFound, anything else is the store failing.
+func backendErr(op string, err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("session: %s: %w", op, ErrNotFound)
+	}
+	return unavailable(op, err)
+}
+
+func (s *store) Ping(ctx context.Context) error {
+	ctx, cancel, err := s.call(ctx, "ping")
+	defer cancel()
+	if err != nil {
+		return err
+	}
+	if err := s.be.ping(ctx); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+func (s *store) NewID() (string, error) {
+	b := make([]byte, idBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("session: new id: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// wellFormedID reports whether id has the shape NewID gives. Anything else (a forged, truncated or
+// foreign cookie) cannot name a stored session, so Load answers it without a round trip to Redis.
+func wellFormedID(id string) bool {
+	if len(id) != idLen {
+		return false
+	}
+	// Strict rejects non-zero padding bits, so each session has exactly one spelling.
+	b, err := base64.RawURLEncoding.Strict().DecodeString(id)
+	return err == nil && len(b) == idBytes
+}
+
+func (s *store) Load(ctx context.Context, id string) (*Session, error) {
+	if !wellFormedID(id) {
+		return nil, fmt.Errorf("session: load: %w: malformed session id", ErrNotFound)
+	}
+	ctx, cancel, err := s.call(ctx, "load")
+	defer cancel()
+	if err != nil {
+		return nil, err
+	}
+	key := s.sessionKey(id)
+	blob, err := s.be.get(ctx, key)
+	if err != nil {
+		return nil, backendErr("load", err)
+	}
+	plain, err := s.keys.Open(key, blob)
+	if err != nil {
+		return nil, fmt.Errorf("session: load: %w: %w", ErrNotFound, err)
+	}
+	var sess Session
+	if err := json.Unmarshal(plain, &sess); err != nil {
+		// The blob opened, so it is ours; its JSON is from a version of this code that no longer
+		// decodes. Said without the JSON error's text, which can quote the (secret) plaintext.
+		return nil, fmt.Errorf("session: load: %w: %w: sealed session does not decode", ErrNotFound, ErrUnreadable)
+	}
+	sess.ID = id
+	return &sess, nil
+}
+
+func (s *store) Save(ctx context.Context, sess *Session, ttl time.Duration) error {
+	switch {
+	case sess == nil:
+		return errors.New("session: save: nil session")
+	case !wellFormedID(sess.ID):
+		// A session under any other id could never be loaded again.
+		return errors.New("session: save: malformed session id (use NewID)")
+	case ttl <= 0:
+		// Redis would keep a key with no TTL forever; a session must always end.
+		return fmt.Errorf("session: save: ttl %v is not positive", ttl)
+	}
+	plain, err := json.Marshal(sess)
+	if err != nil {
+		return fmt.Errorf("session: save: encode: %w", err)
+	}
+	ctx, cancel, err := s.call(ctx, "save")
+	defer cancel()
+	if err != nil {
+		return err
+	}
+	key := s.sessionKey(sess.ID)
+	if err := s.be.set(ctx, key, s.keys.Seal(key, plain), ttl); err != nil {
+		return unavailable("save", err)
+	}
+	return nil
+}
+
+func (s *store) Delete(ctx context.Context, id string) error {
+	if !wellFormedID(id) {
+		return nil // nothing can be stored under it
+	}
+	ctx, cancel, err := s.call(ctx, "delete")
+	defer cancel()
+	if err != nil {
+		return err
+	}
+	if err := s.be.del(ctx, s.sessionKey(id)); err != nil {
+		return unavailable("delete", err)
+	}
+	return nil
+}
+
+// checkoutRef is what a checkout key holds: where the payment record is.
+type checkoutRef struct {
+	TerminalID string `json:"tid"`
+	TrackingID string `json:"trk"`
+}
+
+// score orders a terminal's list. Microseconds keep float64 exact (2^53 µs is 285 years).
+func score(t time.Time) float64 { return float64(t.UnixMicro()) }
+
+// PutPayment writes the record, its place in the terminal's list and its checkout id in one MULTI.
+// A zero CreatedAt is set to now, so that every listed payment has a place in the order. The list
+// entry is added only if absent, which is what keeps a re-put payment at its first position.
+func (s *store) PutPayment(ctx context.Context, p Payment) error {
+	if p.TerminalID == "" || p.TrackingID == "" {
+		return errors.New("session: put payment: terminal id and tracking id are required")
+	}
+	now := s.opts.Now()
+	if p.CreatedAt.IsZero() {
+		p.CreatedAt = now
+	}
+	record, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("session: put payment: encode: %w", err)
+	}
+	var ref []byte
+	if p.CheckoutID != "" {
+		if ref, err = json.Marshal(checkoutRef{TerminalID: p.TerminalID, TrackingID: p.TrackingID}); err != nil {
+			return fmt.Errorf("session: put payment: encode: %w", err)
+		}
+	}
+	ctx, cancel, err := s.call(ctx, "put payment")
+	defer cancel()
+	if err != nil {
+		return err
+	}
+	ttl := s.opts.PaymentTTL
+	list := s.listKey(p.TerminalID)
+	err = s.be.atomically(ctx, func(b batch) {
+		b.set(s.paymentKey(p.TerminalID, p.TrackingID), record, ttl)
+		b.addIfAbsent(list, score(p.CreatedAt), p.TrackingID)
+		b.dropScoredBelow(list, score(now.Add(-ttl)))
+		b.keepHighest(list, s.opts.MaxPayments)
+		b.expire(list, ttl)
+		if ref != nil {
+			b.set(s.checkoutKey(p.CheckoutID), ref, ttl)
+		}
+	})
+	if err != nil {
+		return unavailable("put payment", err)
+	}
+	return nil
+}
+
+func (s *store) GetPayment(ctx context.Context, terminalID, trackingID string) (*Payment, error) {
+	ctx, cancel, err := s.call(ctx, "get payment")
+	defer cancel()
+	if err != nil {
+		return nil, err
+	}
+	return s.getPayment(ctx, "get payment", terminalID, trackingID)
+}
+
+func (s *store) getPayment(ctx context.Context, op, terminalID, trackingID string) (*Payment, error) {
+	raw, err := s.be.get(ctx, s.paymentKey(terminalID, trackingID))
+	if err != nil {
+		return nil, backendErr(op, err)
+	}
+	var p Payment
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("session: %s: %w: %w: %w", op, ErrNotFound, ErrUnreadable, err)
+	}
+	// The key already scopes the record to its terminal; this guards against a record written under
+	// the wrong key by hand or by a bug, which must never leak to another terminal.
+	if p.TerminalID != terminalID || p.TrackingID != trackingID {
+		return nil, fmt.Errorf("session: %s: %w", op, ErrNotFound)
+	}
+	return &p, nil
+}
+
+// ListPayments reads the newest ids of the terminal's list and their records in two round trips. A limit
+// of 0 or less, or above MaxPayments, means MaxPayments. Records that have expired, or no longer decode,
+// are left out rather than failing the whole dashboard.
+func (s *store) ListPayments(ctx context.Context, terminalID string, limit int) ([]Payment, error) {
+	if limit <= 0 || limit > s.opts.MaxPayments {
+		limit = s.opts.MaxPayments
+	}
+	ctx, cancel, err := s.call(ctx, "list payments")
+	defer cancel()
+	if err != nil {
+		return nil, err
+	}
+	ids, err := s.be.newest(ctx, s.listKey(terminalID), limit)
+	if err != nil {
+		return nil, unavailable("list payments", err)
+	}
+	payments := make([]Payment, 0, len(ids)) // never nil: the API answers [] rather than null
+	if len(ids) == 0 {
+		return payments, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.paymentKey(terminalID, id)
+	}
+	raws, err := s.be.getMany(ctx, keys)
+	if err != nil {
+		return nil, unavailable("list payments", err)
+	}
+	for _, raw := range raws {
+		var p Payment
+		if raw == nil || json.Unmarshal(raw, &p) != nil || p.TerminalID != terminalID {
+			continue
+		}
+		payments = append(payments, p)
+	}
+	return payments, nil
+}
+
+func (s *store) PaymentByCheckout(ctx context.Context, checkoutID string) (*Payment, error) {
+	const op = "payment by checkout"
+	if checkoutID == "" {
+		return nil, fmt.Errorf("session: %s: %w", op, ErrNotFound)
+	}
+	ctx, cancel, err := s.call(ctx, op)
+	defer cancel()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := s.be.get(ctx, s.checkoutKey(checkoutID))
+	if err != nil {
+		return nil, backendErr(op, err)
+	}
+	var ref checkoutRef
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		return nil, fmt.Errorf("session: %s: %w: %w: %w", op, ErrNotFound, ErrUnreadable, err)
+	}
+	p, err := s.getPayment(ctx, op, ref.TerminalID, ref.TrackingID)
+	if err != nil {
+		return nil, err
+	}
+	// A re-put with a new checkout id leaves the old checkout key behind until it expires; it must not
+	// keep opening the payment.
+	if p.CheckoutID != checkoutID {
+		return nil, fmt.Errorf("session: %s: %w", op, ErrNotFound)
+	}
+	return p, nil
+}
+
+func (s *store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	if err := s.be.close(); err != nil {
+		return fmt.Errorf("session: close: %w", err)
+	}
+	return nil
+}

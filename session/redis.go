@@ -1,0 +1,243 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Fail-fast client settings. A session lookup sits in front of every request: when Redis is gone or
+// frozen the request should fail with session_store_unavailable in well under a second, not hang on go-redis's
+// defaults (5 s timeouts, 3 retries, 5 dial attempts). A setting given in REDIS_URL's query wins.
+const (
+	redisDialTimeout   = 500 * time.Millisecond
+	redisIOTimeout     = 5 * time.Second
+	redisPoolTimeout   = 500 * time.Millisecond
+	redisMaxRetries    = 1
+	redisDialAttempts  = 2
+	redisDialBackoff   = 50 * time.Millisecond
+	redisMaxRetryPause = 100 * time.Millisecond
+)
+
+// NewRedis connects to REDIS_URL (redis:// or rediss://), pings it within ctx's deadline (or CallTimeout)
+// and returns the store. Errors name REDIS_URL and show it with its password redacted. The store owns
+// the client: Close closes it.
+func NewRedis(ctx context.Context, redisURL string, opts Options) (Store, error) {
+	uopts, err := redisOptions(redisURL)
+	if err != nil {
+		return nil, err
+	}
+	opts, err = opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Keyring == nil {
+		return nil, errors.New("session: options: Keyring is required (SESSION_KEYS)")
+	}
+	client := redis.NewUniversalClient(uopts)
+	pingCtx, cancel := context.WithTimeout(ctx, opts.CallTimeout)
+	defer cancel()
+	if err := client.Ping(pingCtx).Err(); err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("session: REDIS_URL %s does not answer: %w: %w", redactURL(redisURL), ErrUnavailable, err)
+	}
+	s, err := newStore(&redisBackend{client: client, owned: true}, opts)
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewRedisFromClient returns a store over a client built elsewhere (tests, or wiring that shares one
+// client). It does not ping, and it does not take the client over: Close leaves c open for its owner.
+func NewRedisFromClient(c redis.UniversalClient, opts Options) (Store, error) {
+	if c == nil {
+		return nil, errors.New("session: nil redis client")
+	}
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s, err := newStore(&redisBackend{client: c}, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// redisOptions turns REDIS_URL into client options. It is the one place that reads the URL, so the
+// Sentinel and Cluster forms can be added here. Its errors never quote the URL (it may hold a
+// password); they name REDIS_URL and show it redacted.
+func redisOptions(redisURL string) (*redis.UniversalOptions, error) {
+	if redisURL == "" {
+		return nil, errors.New("session: REDIS_URL is empty")
+	}
+	u, err := url.Parse(redisURL)
+	if err != nil {
+		// url.Error quotes the whole input, password included: keep only its reason.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return nil, fmt.Errorf("session: REDIS_URL is not a valid URL: %w", err)
+	}
+	switch u.Scheme {
+	case "redis", "rediss":
+	default:
+		return nil, fmt.Errorf("session: REDIS_URL %s: scheme must be redis:// or rediss://, not %q",
+			u.Redacted(), u.Scheme)
+	}
+	o, err := redis.ParseURL(redisURL)
+	if err != nil {
+		// go-redis's parse errors name the bad part (db number, query option), not the credentials.
+		return nil, fmt.Errorf("session: REDIS_URL %s: %w", u.Redacted(), err)
+	}
+	uo := &redis.UniversalOptions{
+		Addrs:                 []string{o.Addr},
+		ClientName:            o.ClientName,
+		DB:                    o.DB,
+		Protocol:              o.Protocol,
+		Username:              o.Username,
+		Password:              o.Password,
+		MaxRetries:            o.MaxRetries,
+		MinRetryBackoff:       o.MinRetryBackoff,
+		MaxRetryBackoff:       o.MaxRetryBackoff,
+		DialTimeout:           o.DialTimeout,
+		ReadTimeout:           o.ReadTimeout,
+		WriteTimeout:          o.WriteTimeout,
+		PoolFIFO:              o.PoolFIFO,
+		PoolSize:              o.PoolSize,
+		PoolTimeout:           o.PoolTimeout,
+		MinIdleConns:          o.MinIdleConns,
+		MaxIdleConns:          o.MaxIdleConns,
+		MaxActiveConns:        o.MaxActiveConns,
+		MaxConcurrentDials:    o.MaxConcurrentDials,
+		ConnMaxIdleTime:       o.ConnMaxIdleTime,
+		ConnMaxLifetime:       o.ConnMaxLifetime,
+		ConnMaxLifetimeJitter: o.ConnMaxLifetimeJitter,
+		TLSConfig:             o.TLSConfig,
+		// Without it go-redis ignores ctx deadlines on the socket, and CallTimeout would not bound a call.
+		ContextTimeoutEnabled: false,
+	}
+	failFast(uo)
+	return uo, nil
+}
+
+// failFast fills the settings REDIS_URL left unset (zero) with the fail-fast values above.
+func failFast(o *redis.UniversalOptions) {
+	setIfZero := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	setIfZero(&o.DialTimeout, redisDialTimeout)
+	setIfZero(&o.ReadTimeout, redisIOTimeout)
+	setIfZero(&o.WriteTimeout, redisIOTimeout)
+	setIfZero(&o.PoolTimeout, redisPoolTimeout)
+	setIfZero(&o.MaxRetryBackoff, redisMaxRetryPause)
+	setIfZero(&o.DialerRetryTimeout, redisDialBackoff)
+	if o.MaxRetries == 0 {
+		o.MaxRetries = redisMaxRetries
+	}
+	if o.DialerRetries == 0 {
+		o.DialerRetries = redisDialAttempts
+	}
+}
+
+// redactURL shows a URL without its password, or nothing of it when it does not parse.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
+}
+
+// redisBackend maps the backend seam onto Redis commands.
+type redisBackend struct {
+	client redis.UniversalClient
+	owned  bool // NewRedis built the client, so close closes it
+}
+
+func (r *redisBackend) ping(ctx context.Context) error { return r.client.Ping(ctx).Err() }
+
+func (r *redisBackend) get(ctx context.Context, key string) ([]byte, error) {
+	b, err := r.client.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	return b, err
+}
+
+func (r *redisBackend) getMany(ctx context.Context, keys []string) ([][]byte, error) {
+	vals, err := r.client.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(vals))
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			out[i] = []byte(s)
+		}
+	}
+	return out, nil
+}
+
+func (r *redisBackend) set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	return r.client.Set(ctx, key, value, ttl).Err()
+}
+
+func (r *redisBackend) del(ctx context.Context, key string) error {
+	return r.client.Del(ctx, key).Err()
+}
+
+func (r *redisBackend) newest(ctx context.Context, key string, n int) ([]string, error) {
+	return r.client.ZRevRange(ctx, key, 0, int64(n)-1).Result()
+}
+
+func (r *redisBackend) atomically(ctx context.Context, fn func(batch)) error {
+	_, err := r.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		fn(redisBatch{ctx: ctx, pipe: pipe})
+		return nil
+	})
+	return err
+}
+
+func (r *redisBackend) close() error {
+	if !r.owned {
+		return nil
+	}
+	return r.client.Close()
+}
+
+// redisBatch queues commands on a MULTI/EXEC pipeline; they are sent when atomically's fn returns.
+type redisBatch struct {
+	ctx  context.Context
+	pipe redis.Pipeliner
+}
+
+func (b redisBatch) set(key string, value []byte, ttl time.Duration) {
+	b.pipe.Set(b.ctx, key, value, ttl)
+}
+
+func (b redisBatch) addIfAbsent(key string, score float64, member string) {
+	b.pipe.ZAddNX(b.ctx, key, redis.Z{Score: score, Member: member})
+}
+
+func (b redisBatch) keepHighest(key string, n int) {
+	// Ranks count from the lowest score: drop everything below the n highest.
+	b.pipe.ZRemRangeByRank(b.ctx, key, 0, -int64(n)-1)
+}
+
+func (b redisBatch) dropScoredBelow(key string, floor float64) {
+	// "(" makes the bound exclusive: a member scored exactly floor stays.
+	b.pipe.ZRemRangeByScore(b.ctx, key, "-inf", "("+strconv.FormatFloat(floor, 'f', -1, 64))
+}
+
+func (b redisBatch) expire(key string, ttl time.Duration) { b.pipe.PExpire(b.ctx, key, ttl) }

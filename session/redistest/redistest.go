@@ -1,0 +1,245 @@
+// Package redistest gives tests a real Redis: a redis-server it starts on a free loopback port and stops
+// when the test ends, or the server named by BEADBFF_TEST_REDIS_URL. It can also stop, restart, freeze
+// and thaw the server it started, for outage tests. It fails the test, never skips it, when no Redis can
+// be had: a store contract that silently did not run is worse than a red build.
+package redistest
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// EnvURL names the variable that points tests at an existing Redis instead of starting one.
+const EnvURL = "BEADBFF_TEST_REDIS_URL"
+
+const (
+	startTimeout = 5 * time.Second
+	stopTimeout  = 3 * time.Second
+)
+
+// Start returns the redis:// URL of a Redis for this test: BEADBFF_TEST_REDIS_URL when set, otherwise a
+// redis-server started for the test and stopped in t.Cleanup. That Redis may be shared (with other tests,
+// or with people): never FLUSHDB it; give each test its own key prefix (see Prefix).
+func Start(t testing.TB) string {
+	t.Helper()
+	if url := os.Getenv(EnvURL); url != "" {
+		return url
+	}
+	return StartServer(t).URL
+}
+
+// Prefix returns a key prefix no other test shares ("test:<name>:<random>:"), so tests can use one Redis
+// at once, in parallel, without flushing it.
+func Prefix(t testing.TB) string {
+	t.Helper()
+	name := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, t.Name())
+	if len(name) > 60 {
+		name = name[len(name)-60:]
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "test:" + name + ":" + hex.EncodeToString(b[:]) + ":"
+}
+
+// Server is a redis-server started for one test. It always runs a process of its own (even when
+// BEADBFF_TEST_REDIS_URL is set), because outage tests must be able to stop it.
+type Server struct {
+	URL  string // redis://127.0.0.1:PORT
+	Addr string // 127.0.0.1:PORT
+
+	t      testing.TB
+	binary string
+	port   int
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd's process has been reaped
+	frozen bool
+}
+
+// StartServer starts a redis-server on a free loopback port, with no persistence, and stops it in
+// t.Cleanup. It fails the test when redis-server is not on PATH or does not answer PING in time.
+func StartServer(t testing.TB) *Server {
+	t.Helper()
+	binary, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redistest: redis-server not found: apt-get install redis-server, or set %s", EnvURL)
+	}
+	s := &Server{t: t, binary: binary}
+	// A free port can be taken between our probe and redis-server's bind; try a few.
+	var lastErr error
+	for range 3 {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("redistest: find a free port: %v", err)
+		}
+		s.port = port
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		s.URL = "redis://" + s.Addr
+		if lastErr = s.launch(); lastErr == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
+	}
+	t.Fatalf("redistest: %v", lastErr)
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// launch starts the process on s.port and waits until it answers PING.
+func (s *Server) launch() error {
+	// redis-server's output, shown when it fails to start; read only after it exited (exec copies into
+	// it from another goroutine until then).
+	out := new(bytes.Buffer)
+	cmd := exec.Command(s.binary,
+		"--port", strconv.Itoa(s.port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--protected-mode", "yes",
+		"--loglevel", "warning",
+	)
+	cmd.Stdout = out
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	s.mu.Lock()
+	s.cmd, s.exited, s.frozen = cmd, exited, false
+	s.mu.Unlock()
+
+	deadline := time.Now().Add(startTimeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("redis-server on port %d exited at start: %s", s.port, strings.TrimSpace(out.String()))
+		default:
+		}
+		if err := Ping(s.Addr, 200*time.Millisecond); err == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.kill()
+	return fmt.Errorf("redis-server on port %d did not answer PING within %v: %s",
+		s.port, startTimeout, strings.TrimSpace(out.String()))
+}
+
+// Stop ends the server (SIGTERM, then SIGKILL if it lingers) and waits for it. It is idempotent, and
+// runs in t.Cleanup anyway.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	cmd, exited, frozen := s.cmd, s.exited, s.frozen
+	s.cmd, s.frozen = nil, false
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	if frozen {
+		// A stopped process holds SIGTERM until it is continued.
+		_ = cmd.Process.Signal(syscall.SIGCONT)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(stopTimeout):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
+func (s *Server) kill() {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd != nil {
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
+// Restart starts the server again on the same port (its data is gone: nothing is persisted), after a
+// Stop, and waits until it answers.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	if err := s.launch(); err != nil {
+		s.t.Fatalf("redistest: restart: %v", err)
+	}
+}
+
+// Freeze suspends the server (SIGSTOP): connections are accepted by the kernel but nothing answers,
+// which is how an overloaded or partitioned Redis looks to a client.
+func (s *Server) Freeze() { s.signal(syscall.SIGSTOP, true) }
+
+// Thaw resumes a frozen server (SIGCONT).
+func (s *Server) Thaw() { s.signal(syscall.SIGCONT, false) }
+
+func (s *Server) signal(sig syscall.Signal, frozen bool) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		s.t.Fatalf("redistest: %v: server is not running", sig)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: %v: %v", sig, err)
+	}
+	s.frozen = frozen
+}
+
+// Ping sends one inline PING to addr and expects +PONG within timeout. It needs no client library, so
+// the harness can wait for a server before any client exists.
+func Ping(addr string, timeout time.Duration) error {
+	conn, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(line) != "+PONG" {
+		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	}
+	return nil
+}

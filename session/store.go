@@ -1,0 +1,92 @@
+// Package session owns what beadbff keeps between requests: staff sessions (sealed with an AEAD under
+// SESSION_KEYS, because they hold Bead tokens), the index of payments each terminal created through this
+// server, and the checkout ids that point at them. It is the only package that knows Redis; the in-memory
+// store behaves the same and passes the same contract suite.
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound: no such session, payment or checkout (or it expired). A stored blob that cannot be opened
+// (corrupt, unknown key, old format) is reported as ErrNotFound too, wrapped with ErrUnreadable.
+var ErrNotFound = errors.New("session: not found")
+
+// ErrUnreadable marks a stored session that exists but cannot be decrypted or decoded.
+var ErrUnreadable = errors.New("session: stored session unreadable")
+
+// ErrUnavailable wraps every failure of the backing store itself (Redis down, frozen, out of time).
+var ErrUnavailable = errors.New("session: store unavailable")
+
+// Token is the Bead token set a session holds. Only this package's sealing ever writes it to a store.
+type Token struct {
+	AccessToken   string    `json:"at"`
+	RefreshToken  string    `json:"rt"`
+	IDToken       string    `json:"it,omitempty"`
+	TokenType     string    `json:"tt,omitempty"`
+	Scope         string    `json:"sc,omitempty"`
+	Expiry        time.Time `json:"exp"`
+	RefreshExpiry time.Time `json:"rexp,omitzero"`
+	ObtainedAt    time.Time `json:"obt,omitzero"`
+}
+
+// Session is one logged-in staff member (or front-end app) of one terminal.
+type Session struct {
+	ID         string    `json:"-"` // the opaque cookie value; never stored in clear
+	TerminalID string    `json:"tid"`
+	MerchantID string    `json:"mid"`
+	Username   string    `json:"usr"`
+	Token      Token     `json:"tok"`
+	CSRFToken  string    `json:"csrf"` // per-session token for HTML forms
+	CreatedAt  time.Time `json:"cat"`
+	LastSeen   time.Time `json:"lst"`
+}
+
+// Payment is a payment this server created, as listed on the dashboard and by GET /api/v1/payments.
+// Amounts are decimal strings. It holds nothing secret and is stored unsealed.
+type Payment struct {
+	TrackingID  string    `json:"trackingId"`
+	PaymentID   string    `json:"paymentId,omitempty"`
+	CheckoutID  string    `json:"checkoutId"`
+	TerminalID  string    `json:"terminalId"`
+	MerchantID  string    `json:"merchantId"`
+	PaymentURL  string    `json:"paymentUrl"`
+	Amount      string    `json:"amount"`
+	Currency    string    `json:"currency,omitempty"`
+	Reference   string    `json:"reference"`
+	Description string    `json:"description,omitempty"`
+	StatusCode  string    `json:"statusCode"`
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+}
+
+// Store is what the web server needs to keep. Every method honours ctx's deadline; failures of the backend
+// wrap ErrUnavailable.
+type Store interface {
+	// Ping checks the backend answers (for /readyz and the start-up check).
+	Ping(ctx context.Context) error
+
+	// NewID returns a fresh random session id (256 bits, URL-safe base64).
+	NewID() (string, error)
+	// Load opens the session with this id: ErrNotFound when absent, expired or unreadable.
+	Load(ctx context.Context, id string) (*Session, error)
+	// Save seals and stores s under s.ID for ttl (replacing what was there).
+	Save(ctx context.Context, s *Session, ttl time.Duration) error
+	// Delete removes the session; deleting an absent one is not an error.
+	Delete(ctx context.Context, id string) error
+
+	// PutPayment inserts or replaces p (keyed by terminal and tracking id) and indexes its CheckoutID.
+	// ListPayments keeps the first CreatedAt order.
+	PutPayment(ctx context.Context, p Payment) error
+	// GetPayment returns the payment of this terminal with this tracking id, or ErrNotFound.
+	GetPayment(ctx context.Context, terminalID, trackingID string) (*Payment, error)
+	// ListPayments returns at most limit payments of the terminal, newest first.
+	ListPayments(ctx context.Context, terminalID string, limit int) ([]Payment, error)
+	// PaymentByCheckout finds a payment by its checkout id, or ErrNotFound.
+	PaymentByCheckout(ctx context.Context, checkoutID string) (*Payment, error)
+
+	// Close releases the backend's connections.
+	Close() error
+}
