@@ -28,7 +28,8 @@ deps:
 
 ## test: every test, against a real redis-server and real headless Chromium
 test: deps verify-generate
-	$(GO) test -count=1 -timeout 12m ./...
+	@mkdir -p test-artifacts
+	$(GO) test -count=1 -timeout 12m -artifacts -outputdir $(CURDIR)/test-artifacts ./...
 
 ## test-short: the unit tests only (no Redis, no browser)
 test-short:
@@ -40,7 +41,7 @@ generate:
 
 ## verify-generate: fail when the committed generated code is not what the .templ sources give
 verify-generate:
-	@$(TEMPL) generate -path views >/dev/null
+	@$(TEMPL) generate -path views >/dev/null 2>&1 || { echo 'templ generate failed: run make generate' >&2; exit 1; }
 	@git diff --exit-code -- views || { echo 'views/*_templ.go are stale: run make generate and commit the result' >&2; exit 1; }
 
 ## lint: go vet and staticcheck

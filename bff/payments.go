@@ -46,9 +46,9 @@ const (
 // bare 403 that explains nothing.
 func validatePayment(in paymentInput, sess *session.Session) (bead.CreatePaymentRequest, error) {
 	fields := map[string]string{}
-	amount, err := parseAmountJSON(in.RequestedAmount)
-	if err != nil {
-		fields["requestedAmount"] = err.Error()
+	amount, msg := parseAmountJSON(in.RequestedAmount)
+	if msg != "" {
+		fields["requestedAmount"] = msg
 	}
 	ref := strings.TrimSpace(in.Reference)
 	switch {
@@ -90,22 +90,23 @@ func validatePayment(in paymentInput, sess *session.Session) (bead.CreatePayment
 	}, nil
 }
 
-func parseAmountJSON(raw json.RawMessage) (decimal.Decimal, error) {
+// parseAmountJSON reads a decimal string or a JSON number; a non-empty message says what is wrong.
+func parseAmountJSON(raw json.RawMessage) (decimal.Decimal, string) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
-		return decimal.Decimal{}, errors.New("Enter an amount, e.g. 12.50.")
+		return decimal.Decimal{}, "Enter an amount, e.g. 12.50."
 	}
 	text := string(raw)
 	if raw[0] == '"' {
 		if err := json.Unmarshal(raw, &text); err != nil {
-			return decimal.Decimal{}, errors.New("Not an amount.")
+			return decimal.Decimal{}, "Not an amount."
 		}
 	}
 	d, err := bead.ParseAmount(text)
 	if err != nil {
-		return decimal.Decimal{}, errors.New(sentence(err.Error()))
+		return decimal.Decimal{}, sentence(err.Error())
 	}
-	return d, nil
+	return d, ""
 }
 
 func printable(s string) bool {

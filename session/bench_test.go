@@ -27,8 +27,10 @@ func benchStores() []benchStore {
 			return st
 		}},
 		{name: "redis", open: func(b *testing.B) Store {
-			st, err := NewRedis(context.Background(), redistest.Start(b),
-				Options{Keyring: mustKeyring(b, keyA), Prefix: redistest.Prefix(b)})
+			url, prefix := redistest.Start(b), redistest.Prefix(b)
+			raw := rawRedisClient(b, url)
+			b.Cleanup(func() { deleteKeys(b, raw, prefix) })
+			st, err := NewRedis(context.Background(), url, Options{Keyring: mustKeyring(b, keyA), Prefix: prefix})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -51,19 +51,21 @@ var (
 
 func TestStoreContract(t *testing.T) {
 	kinds := []struct {
-		name       string
-		newHarness func(t *testing.T) *harness
+		name string
+		// setup runs once per kind (starting Redis, say) and returns how each case gets its harness.
+		setup func(t *testing.T) func(t *testing.T) *harness
 	}{
-		{name: "memory", newHarness: newMemoryHarness},
-		{name: "redis", newHarness: redisHarnessFactory(t)},
+		{name: "memory", setup: func(*testing.T) func(*testing.T) *harness { return newMemoryHarness }},
+		{name: "redis", setup: redisHarnessFactory},
 	}
 	for _, kind := range kinds {
 		t.Run(kind.name, func(t *testing.T) {
 			t.Parallel()
+			newHarness := kind.setup(t) // a missing redis-server fails only the redis half
 			for _, c := range contractCases {
 				t.Run(c.name, func(t *testing.T) {
 					t.Parallel() // each case has a harness of its own (its own data, or its own key prefix)
-					c.run(t, kind.newHarness(t))
+					c.run(t, newHarness(t))
 				})
 			}
 		})

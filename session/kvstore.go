@@ -43,8 +43,9 @@ func newStore(be backend, opts Options) (*store, error) {
 
 // Key names. Ids that come from Bead or from callers are query-escaped, so that ":" and "{" inside them
 // cannot make two different (terminal, tracking id) pairs share a key. The terminal id sits in a Redis
-// Cluster hash tag ({...}) so that a terminal's records and its list live in one slot: the MULTI of
-// PutPayment and the MGET of ListPayments stay legal when a Cluster URL form is added.
+// Cluster hash tag ({...}) so that a terminal's records and its list live in one slot: when a Cluster
+// URL form is added, ListPayments's MGET stays legal and PutPayment's record and list entry stay in one
+// MULTI (the checkout key, in its own slot, then gets a MULTI of its own).
 
 // sessionKey never contains the cookie value: a Redis dump or MONITOR must not hand out sessions.
 func (s *store) sessionKey(id string) string {

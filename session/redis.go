@@ -16,7 +16,7 @@ import (
 // defaults (5 s timeouts, 3 retries, 5 dial attempts). A setting given in REDIS_URL's query wins.
 const (
 	redisDialTimeout   = 500 * time.Millisecond
-	redisIOTimeout     = 5 * time.Second
+	redisIOTimeout     = 500 * time.Millisecond
 	redisPoolTimeout   = 500 * time.Millisecond
 	redisMaxRetries    = 1
 	redisDialAttempts  = 2
@@ -123,7 +123,7 @@ func redisOptions(redisURL string) (*redis.UniversalOptions, error) {
 		ConnMaxLifetimeJitter: o.ConnMaxLifetimeJitter,
 		TLSConfig:             o.TLSConfig,
 		// Without it go-redis ignores ctx deadlines on the socket, and CallTimeout would not bound a call.
-		ContextTimeoutEnabled: false,
+		ContextTimeoutEnabled: true,
 	}
 	failFast(uo)
 	return uo, nil

@@ -70,19 +70,23 @@ type Store interface {
 
 	// NewID returns a fresh random session id (256 bits, URL-safe base64).
 	NewID() (string, error)
-	// Load opens the session with this id: ErrNotFound when absent, expired or unreadable.
+	// Load opens the session with this id: ErrNotFound when absent, expired or unreadable. An id not of
+	// NewID's shape is ErrNotFound at once, without a round trip.
 	Load(ctx context.Context, id string) (*Session, error)
-	// Save seals and stores s under s.ID for ttl (replacing what was there).
+	// Save seals and stores s under s.ID for ttl (replacing what was there). s.ID must come from NewID
+	// and ttl must be positive.
 	Save(ctx context.Context, s *Session, ttl time.Duration) error
 	// Delete removes the session; deleting an absent one is not an error.
 	Delete(ctx context.Context, id string) error
 
 	// PutPayment inserts or replaces p (keyed by terminal and tracking id) and indexes its CheckoutID.
-	// ListPayments keeps the first CreatedAt order.
+	// ListPayments keeps the first CreatedAt order. A zero CreatedAt is set to the store's clock; a
+	// replaced CheckoutID stops finding the payment.
 	PutPayment(ctx context.Context, p Payment) error
 	// GetPayment returns the payment of this terminal with this tracking id, or ErrNotFound.
 	GetPayment(ctx context.Context, terminalID, trackingID string) (*Payment, error)
-	// ListPayments returns at most limit payments of the terminal, newest first.
+	// ListPayments returns at most limit payments of the terminal, newest first (never nil). A limit of 0
+	// or less, or above Options.MaxPayments, means MaxPayments.
 	ListPayments(ctx context.Context, terminalID string, limit int) ([]Payment, error)
 	// PaymentByCheckout finds a payment by its checkout id, or ErrNotFound.
 	PaymentByCheckout(ctx context.Context, checkoutID string) (*Payment, error)

@@ -297,3 +297,38 @@ func TestUserinfo(t *testing.T) {
 		t.Errorf("nonprod token at prod userinfo: %d, want 401", resp.StatusCode)
 	}
 }
+
+func TestSweepDropsOnlyDeadRecords(t *testing.T) {
+	now := time.Now()
+	st := state{
+		sessions: map[string]*session{"live": {id: "live"}, "dead": {id: "dead"}},
+		refreshTokens: map[string]*refreshRecord{
+			"fresh":   {sid: "live", exp: now.Add(time.Minute)},
+			"expired": {sid: "dead", exp: now.Add(-time.Second)},
+		},
+		accessTokens: map[string]accessRecord{
+			"fresh":   {exp: now.Add(time.Minute)},
+			"expired": {exp: now.Add(-time.Second)},
+		},
+		sweepAt: 4,
+	}
+	st.sweepLocked(now)
+	var sessions, refresh, access []string
+	for k := range st.sessions {
+		sessions = append(sessions, k)
+	}
+	for k := range st.refreshTokens {
+		refresh = append(refresh, k)
+	}
+	for k := range st.accessTokens {
+		access = append(access, k)
+	}
+	got := [][]string{sessions, refresh, access}
+	want := [][]string{{"live"}, {"fresh"}, {"fresh"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("[sessions, refresh, access] after sweep (-want +got):\n%s", diff)
+	}
+	if st.sweepAt != sweepMinimum {
+		t.Errorf("next sweep at %d, want %d", st.sweepAt, sweepMinimum)
+	}
+}

@@ -9,9 +9,18 @@
 // frameworks answer by default, failures included: empty 401 bodies with WWW-Authenticate, bare
 // 403s, ProblemDetails with traceId, Keycloak's {error, error_description}.
 //
-// Everything is served by one http.Handler: the payments API at the root, the realms under
-// /realms/{realm}, hosted pages under /pay/ and the test controls under /_sandbox/. Base URLs and
-// token issuers are derived from each request's Host, so the handler works on any address.
+// Everything is served by one http.Handler, and base URLs and token issuers are derived from each
+// request's Host, so it works on any address:
+//
+//	/realms/{nonprod,prod}/...            realm.go    discovery, token, certs, logout, userinfo
+//	/payments/crypto, /payments/tracking/{trackingId}, /Payments/{paymentId}/tracking,
+//	/Terminals/{terminalId}/webhook, /currencies
+//	                                      api.go      the payments API (paths case-insensitive)
+//	/pay/{paymentPageId}                  page.go     the hosted payment page
+//	/_sandbox/...                         control.go  terminals, status changes, faults, stats, config
+//
+// Bearer checks are in auth.go, request validation in validation.go, webhooks in webhook.go and
+// fault injection in faults.go. State is in memory only and lost when the process ends.
 package sandbox
 
 import (
@@ -43,8 +52,8 @@ type Options struct {
 	// WebhookSecret is the raw HMAC key webhooks are signed with; its base64 form is the
 	// signingSecret the API returns. Nil or empty: 32 random bytes.
 	WebhookSecret []byte
-	// WebhookRetry is the wait before each retry of a failed delivery; default 2, 4, 8, 16, 32 s
-	// (so at most six attempts). Tests pass tiny values.
+	// WebhookRetry is the wait before each retry of a failed delivery; nil: 2, 4, 8, 16, 32 s
+	// (so at most six attempts); empty: no retry. Tests pass tiny values.
 	WebhookRetry []time.Duration
 	// PaymentURLsShape selects which of Bead's three paymentUrls shapes the create answer uses;
 	// default PaymentURLsStrings, the newest. It can be changed at run time via /_sandbox/config.

@@ -73,7 +73,7 @@ func TestBrowserStaffFlow(t *testing.T) {
 	// Back on the dashboard the payment is listed as completed.
 	step("dashboard", chromedp.Do(ctx,
 		chromedp.Navigate(e.url+"/"),
-		chromedp.WaitVisible(css(`[data-testid="payment-row"] [data-status="completed"]`)),
+		chromedp.WaitVisible(css(`[data-testid="payment-row-status"][data-status="completed"]`)),
 	))
 	rows, err := chromedp.Run(ctx, chromedp.Text(css(`[data-testid="payments-table"]`)))
 	step("read the table", err)

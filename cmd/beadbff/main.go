@@ -174,7 +174,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 		return fmt.Errorf("bead client: %w", err)
 	}
 	if err := discover(ctx, client); err != nil {
-		return fmt.Errorf("Bead's identity realm at BEAD_IDENTITY_URL=%s does not answer: %w", cfg.BeadIdentityURL, err)
+		return fmt.Errorf("the identity realm at BEAD_IDENTITY_URL=%s does not answer: %w", cfg.BeadIdentityURL, err)
 	}
 
 	reg := prometheus.NewRegistry()

@@ -190,32 +190,36 @@ func (s *Server) kill() {
 	}
 }
 
-// Restart starts the server again on the same port (its data is gone: nothing is persisted), after a
-// Stop, and waits until it answers.
-func (s *Server) Restart() {
-	s.t.Helper()
+// Restart starts the server again on the same port (its data is gone: nothing is persisted), stopping
+// it first if need be, and waits until it answers. It returns an error rather than failing the test
+// itself, because it is often called from a subtest, where failing the test that started the server
+// is not allowed.
+func (s *Server) Restart() error {
 	s.Stop()
 	if err := s.launch(); err != nil {
-		s.t.Fatalf("redistest: restart: %v", err)
+		return fmt.Errorf("redistest: restart: %w", err)
 	}
+	return nil
 }
 
 // Freeze suspends the server (SIGSTOP): connections are accepted by the kernel but nothing answers,
-// which is how an overloaded or partitioned Redis looks to a client.
+// which is how an overloaded or partitioned Redis looks to a client. A failure is reported with Errorf
+// on the test that started the server (safe from any goroutine).
 func (s *Server) Freeze() { s.signal(syscall.SIGSTOP, true) }
 
 // Thaw resumes a frozen server (SIGCONT).
 func (s *Server) Thaw() { s.signal(syscall.SIGCONT, false) }
 
 func (s *Server) signal(sig syscall.Signal, frozen bool) {
-	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil {
-		s.t.Fatalf("redistest: %v: server is not running", sig)
+		s.t.Errorf("redistest: %v: server is not running", sig)
+		return
 	}
 	if err := s.cmd.Process.Signal(sig); err != nil {
-		s.t.Fatalf("redistest: %v: %v", sig, err)
+		s.t.Errorf("redistest: %v: %v", sig, err)
+		return
 	}
 	s.frozen = frozen
 }

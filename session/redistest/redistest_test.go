@@ -26,7 +26,9 @@ func TestStopAndRestart(t *testing.T) {
 		t.Fatal("PING answered after Stop")
 	}
 	s.Stop() // idempotent
-	s.Restart()
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	if err := Ping(s.Addr, time.Second); err != nil {
 		t.Fatalf("PING after Restart: %v", err)
 	}
