@@ -223,9 +223,7 @@ func (s *Server) apiLogin(c *fiber.Ctx) error {
 }
 
 func (s *Server) apiWhoAmI(c *fiber.Ctx) error {
-	sess := sessionOf(c)
-	s.touch(c, sess)
-	return c.JSON(s.sessionJSON(sess))
+	return c.JSON(s.sessionJSON(sessionOf(c)))
 }
 
 func (s *Server) apiLogout(c *fiber.Ctx) error {

@@ -69,12 +69,14 @@ func (s *Server) accessLog(c *fiber.Ctx) error {
 		route = r
 	}
 	elapsed := time.Since(start)
-	s.metrics.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
-	s.metrics.requestDuration.WithLabelValues(c.Method(), route).Observe(elapsed.Seconds())
+	// Metric labels outlive the request: c.Method() points into a buffer the next request reuses.
+	method := utils.CopyString(c.Method())
+	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	s.metrics.requestDuration.WithLabelValues(method, route).Observe(elapsed.Seconds())
 	level := slogLevelFor(status)
 	s.log.Log(c.UserContext(), level, "request",
 		"requestId", requestIDOf(c),
-		"method", c.Method(),
+		"method", method,
 		"path", c.Path(), // the path only: queries may carry things we do not want in logs
 		"route", route,
 		"status", status,
@@ -164,7 +166,7 @@ func (s *Server) withOptionalSession(c *fiber.Ctx) error {
 }
 
 func (s *Server) loadSession(c *fiber.Ctx) error {
-	id := c.Cookies(s.cookieName())
+	id := utils.CopyString(c.Cookies(s.cookieName())) // it becomes Session.ID, which outlives Fiber's buffer
 	if id == "" {
 		return nil
 	}
@@ -177,6 +179,7 @@ func (s *Server) loadSession(c *fiber.Ctx) error {
 			return nil
 		}
 		c.Locals(localSession, sess)
+		s.touch(c, sess)
 	case errors.Is(err, session.ErrUnavailable):
 		return storeUnavailable(err)
 	default:

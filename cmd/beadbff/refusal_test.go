@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// A refusal that survives the refresh-and-retry: the API answers problem+json with the support bundle,
+// the page shows the first troubleshooting page, and each try reached Bead exactly twice (the call and its
+// one retry) with one refresh in between.
+func TestRefusalSurvivingRetry(t *testing.T) {
+	e := startEnv(t, envOptions{noRedis: true})
+	app := e.client()
+	e.login(app, 0)
+
+	tests := []struct {
+		name      string
+		fault     map[string]any
+		status    int
+		cause     string
+		wantCalls float64 // calls that reached the sandbox's API
+		bundle    bool
+	}{
+		{"a WAF answers HTML 403 twice", map[string]any{"kind": "waf_block", "count": 2}, http.StatusBadGateway, "blocked_before_bead", 2, true},
+		{"the Authorization header is stripped twice", map[string]any{"kind": "strip_authorization", "count": 2}, http.StatusForbidden, "unknown", 2, true},
+		{"rate limited", map[string]any{"kind": "rate_limit", "count": 1}, http.StatusTooManyRequests, "rate_limited", 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.sb("DELETE", "/_sandbox/faults", nil)
+			e.sb("POST", "/_sandbox/faults", tt.fault)
+			before, refreshes := e.apiRequests(), e.stat("tokenRequests", "refresh_token")
+			r := e.api(app, "POST", "/api/v1/payments", map[string]any{"requestedAmount": "2.00", "reference": "refused"})
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+			p := r.json(t)
+			if p["cause"] != tt.cause {
+				t.Errorf("cause %v, want %s", p["cause"], tt.cause)
+			}
+			if n := e.apiRequests() - before; n != tt.wantCalls {
+				t.Errorf("%v calls reached Bead, want %v", n, tt.wantCalls)
+			}
+			wantRefreshes := tt.wantCalls - 1
+			if n := e.stat("tokenRequests", "refresh_token") - refreshes; n != wantRefreshes {
+				t.Errorf("%v refreshes, want %v", n, wantRefreshes)
+			}
+			support, _ := p["support"].(map[string]any)
+			if !tt.bundle {
+				if support != nil {
+					t.Errorf("a %s answer carries a support bundle: %v", tt.cause, support)
+				}
+				if tt.cause == "rate_limited" && r.header.Get("Retry-After") == "" {
+					t.Error("429 without Retry-After")
+				}
+				return
+			}
+			prefix, _ := support["jwtPrefix"].(string)
+			if len(prefix) != 50 || !strings.HasPrefix(prefix, "eyJ") {
+				t.Errorf("jwtPrefix %q: want the first 50 characters of the JWT", prefix)
+			}
+			if support["path"] != "POST /payments/crypto" || support["requestId"] != r.header.Get("X-Request-Id") {
+				t.Errorf("support = %v, want the path and this request's id %s", support, r.header.Get("X-Request-Id"))
+			}
+			if ts, _ := support["timestamp"].(string); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(UTC\)$`).MatchString(ts) {
+				t.Errorf("timestamp %q has no zone", ts)
+			}
+			if bytes.Count(r.body, []byte("eyJ")) != 1 {
+				t.Errorf("the answer holds more of the token than its prefix: %s", r.body)
+			}
+		})
+	}
+
+	// The same refusal in a browser: the first troubleshooting page, with the bundle and a mail to Bead.
+	e.sb("DELETE", "/_sandbox/faults", nil)
+	dash := e.do(app, "GET", e.url+"/", nil, nil)
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(dash.body)
+	if csrf == nil {
+		t.Fatal("no form token on the dashboard")
+	}
+	e.sb("POST", "/_sandbox/faults", map[string]any{"kind": "waf_block", "count": 2})
+	page := e.form(app, "/payments", "amount=3&reference=refused-page&csrf="+string(csrf[1]))
+	if page.status != http.StatusBadGateway {
+		t.Fatalf("page status %d", page.status)
+	}
+	for _, want := range []string{`data-testid="support-bundle"`, `data-testid="bundle-jwt-prefix"`, "mailto:developers@bead.xyz",
+		"POST /payments/crypto", page.header.Get("X-Request-Id"), "blocked_before_bead"} {
+		if !bytes.Contains(page.body, []byte(want)) {
+			t.Errorf("troubleshooting page lacks %q", want)
+		}
+	}
+	if got := regexp.MustCompile(`eyJ[A-Za-z0-9_.-]*`).FindAll(page.body, -1); len(got) == 0 {
+		t.Error("no JWT prefix on the page")
+	} else {
+		for _, g := range got {
+			if len(g) > 50 {
+				t.Errorf("page shows %d characters of the token, want at most 50", len(g))
+			}
+		}
+	}
+}
+
+// Operations endpoints: health, readiness, metrics.
+func TestOperations(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	c := e.client()
+	if r := e.do(c, "GET", e.url+"/healthz", nil, nil); r.status != 200 || r.json(t)["status"] != "ok" {
+		t.Errorf("healthz: %d %s", r.status, r.body)
+	}
+	if r := e.do(c, "GET", e.url+"/readyz", nil, nil); r.status != 200 || r.json(t)["status"] != "ready" {
+		t.Errorf("readyz: %d %s", r.status, r.body)
+	}
+	e.login(c, 0)
+	e.api(c, "GET", "/api/v1/payments", nil)
+	e.api(c, "POST", "/api/v1/payments", map[string]any{"requestedAmount": "1", "reference": "metrics"})
+	m := e.do(c, "GET", e.url+"/metrics", nil, nil)
+	for _, want := range []string{
+		// Regression: the method label once aliased Fiber's reused buffer and read "GETT" for a POST.
+		`beadbff_http_requests_total{method="POST",route="/api/v1/session",status="201"} 1`,
+		`beadbff_http_requests_total{method="GET",route="/api/v1/payments",status="200"} 1`,
+		`beadbff_bead_calls_total{op="create payment",status="ok"} 1`,
+		`beadbff_bead_call_duration_seconds_count{op="create payment"} 1`, "go_goroutines",
+	} {
+		if !bytes.Contains(m.body, []byte(want)) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// The caller's sane request id is kept; a hostile one is replaced.
+	if r := e.do(c, "GET", e.url+"/healthz", nil, map[string]string{"X-Request-Id": "caller-id-12345"}); r.header.Get("X-Request-Id") != "caller-id-12345" {
+		t.Errorf("request id %q, want the caller's", r.header.Get("X-Request-Id"))
+	}
+	if r := e.do(c, "GET", e.url+"/healthz", nil, map[string]string{"X-Request-Id": "bad id\twith spaces"}); r.header.Get("X-Request-Id") == "bad id\twith spaces" || r.header.Get("X-Request-Id") == "" {
+		t.Errorf("a malformed request id was kept or dropped: %q", r.header.Get("X-Request-Id"))
+	}
+	for _, path := range []string{"/no/such/page", "/api/v1/nothing", "/static/app.00000000.css"} {
+		r := e.do(c, "GET", e.url+path, nil, nil)
+		if r.status != http.StatusNotFound || r.header.Get("X-Request-Id") == "" {
+			t.Errorf("%s: %d, request id %q; want 404 with an id", path, r.status, r.header.Get("X-Request-Id"))
+		}
+	}
+}
