@@ -20,16 +20,15 @@ import (
 	"beadbff/views"
 )
 
-// touchEvery bounds how often a request rewrites its session just to move the idle timeout along, so
-// that steady traffic costs one store read per request and not a write too.
+// touchEvery bounds how often a request moves a session's expiry along, so that steady traffic costs one
+// store read per request and not a write too.
 const touchEvery = time.Minute
 
-// sessionTTL is how long the store keeps a session: until its idle or its absolute timeout, whichever
-// comes first.
+// sessionTTL is how long the store keeps a session from now: until its idle or its absolute timeout,
+// whichever comes first. The idle timeout lives in the store's TTL alone.
 func (s *Server) sessionTTL(sess *session.Session) time.Duration {
-	now := s.now()
 	ttl := s.cfg.SessionIdleTimeout
-	if left := sess.CreatedAt.Add(s.cfg.SessionMaxLifetime).Sub(now); left < ttl {
+	if left := sess.CreatedAt.Add(s.cfg.SessionMaxLifetime).Sub(s.now()); left < ttl {
 		ttl = left
 	}
 	return max(ttl, time.Second)
@@ -37,20 +36,27 @@ func (s *Server) sessionTTL(sess *session.Session) time.Duration {
 
 // sessionExpiresAt is when the session ends if it stays idle (the API's expiresAt).
 func (s *Server) sessionExpiresAt(sess *session.Session) time.Time {
-	return sess.LastSeen.Add(s.sessionTTL(sess)).UTC().Truncate(time.Second)
+	left := sess.ExpiresIn
+	if left <= 0 {
+		left = s.sessionTTL(sess)
+	}
+	return s.now().Add(left).UTC().Truncate(time.Second)
 }
 
-// touch moves the idle timeout along at most once a minute. Its failure costs nothing but an earlier
-// expiry, so it is logged and the request goes on.
+// touch moves the idle timeout along, at most about once a minute (when the store's remaining TTL has
+// fallen a minute, or a tenth of the idle timeout, below a full one). It only moves the expiry: rewriting the session here could put back
+// a token another request has just refreshed. Its failure costs nothing but an earlier expiry, so it is
+// logged and the request goes on.
 func (s *Server) touch(c *fiber.Ctx, sess *session.Session) {
-	now := s.now()
-	if now.Sub(sess.LastSeen) < touchEvery {
+	ttl := s.sessionTTL(sess)
+	if sess.ExpiresIn <= 0 || ttl-sess.ExpiresIn < min(touchEvery, s.cfg.SessionIdleTimeout/10) {
 		return
 	}
-	sess.LastSeen = now
-	if err := s.store.Save(c.UserContext(), sess, s.sessionTTL(sess)); err != nil {
+	if err := s.store.Touch(c.UserContext(), sess.ID, ttl); err != nil {
 		s.log.Warn("session touch failed", "requestId", requestIDOf(c), "err", err)
+		return
 	}
+	sess.ExpiresIn = ttl
 }
 
 // login logs in to Bead with the password grant and opens a new session (a new id: an id known before the

@@ -191,10 +191,9 @@ func (s *Server) loadSession(c *fiber.Ctx) error {
 	return nil
 }
 
-// sessionOver applies the idle and absolute timeouts.
+// sessionOver applies the absolute timeout (the idle one is the store's TTL).
 func (s *Server) sessionOver(sess *session.Session) bool {
-	now := s.now()
-	return now.Sub(sess.CreatedAt) > s.cfg.SessionMaxLifetime || now.Sub(sess.LastSeen) > s.cfg.SessionIdleTimeout
+	return s.now().Sub(sess.CreatedAt) > s.cfg.SessionMaxLifetime
 }
 
 func sessionOf(c *fiber.Ctx) *session.Session {

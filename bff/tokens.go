@@ -108,6 +108,7 @@ func (s *Server) refresh(ctx context.Context, sess *session.Session, staleAccess
 		}
 		next := *sess
 		next.Token = tokenFromBead(tok)
+		next.LastSeen = s.now()
 		if err := s.store.Save(context.WithoutCancel(ctx), &next, s.sessionTTL(&next)); err != nil {
 			s.metrics.refreshes.WithLabelValues("store_failed").Inc()
 			return nil, err

@@ -13,6 +13,9 @@ type backend interface {
 	ping(ctx context.Context) error
 	// get returns the value of key, or ErrNotFound.
 	get(ctx context.Context, key string) ([]byte, error)
+	// getTTL is get that also returns the key's remaining time to live (0 when it has none), in one
+	// round trip.
+	getTTL(ctx context.Context, key string) ([]byte, time.Duration, error)
 	// getMany returns one value per key, nil where the key is absent.
 	getMany(ctx context.Context, keys []string) ([][]byte, error)
 	// set stores value under key for ttl (> 0), replacing what was there.

@@ -128,7 +128,7 @@ func (s *store) Load(ctx context.Context, id string) (*Session, error) {
 		return nil, err
 	}
 	key := s.sessionKey(id)
-	blob, err := s.be.get(ctx, key)
+	blob, ttl, err := s.be.getTTL(ctx, key)
 	if err != nil {
 		return nil, backendErr("load", err)
 	}
@@ -143,7 +143,25 @@ func (s *store) Load(ctx context.Context, id string) (*Session, error) {
 		return nil, fmt.Errorf("session: load: %w: %w: sealed session does not decode", ErrNotFound, ErrUnreadable)
 	}
 	sess.ID = id
+	sess.ExpiresIn = ttl
 	return &sess, nil
+}
+
+// Touch moves a session's expiry to ttl from now without rewriting it, so that keeping a session alive
+// can never overwrite a token another request has just refreshed. An absent session is not an error.
+func (s *store) Touch(ctx context.Context, id string, ttl time.Duration) error {
+	if !wellFormedID(id) || ttl <= 0 {
+		return nil
+	}
+	ctx, cancel, err := s.call(ctx, "touch")
+	defer cancel()
+	if err != nil {
+		return err
+	}
+	if err := s.be.atomically(ctx, func(b batch) { b.expire(s.sessionKey(id), ttl) }); err != nil {
+		return unavailable("touch", err)
+	}
+	return nil
 }
 
 func (s *store) Save(ctx context.Context, sess *Session, ttl time.Duration) error {

@@ -133,6 +133,25 @@ func (m *memoryBackend) get(ctx context.Context, key string) ([]byte, error) {
 	return bytes.Clone(e.value), nil // the caller may scribble on it
 }
 
+func (m *memoryBackend) getTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
+	if err := m.begin(ctx); err != nil {
+		return nil, 0, err
+	}
+	defer m.mu.Unlock()
+	e := m.live(key)
+	switch {
+	case e == nil:
+		return nil, 0, ErrNotFound
+	case e.members != nil:
+		return nil, 0, errWrongType
+	}
+	var ttl time.Duration
+	if !e.expires.IsZero() {
+		ttl = e.expires.Sub(m.now())
+	}
+	return bytes.Clone(e.value), ttl, nil
+}
+
 func (m *memoryBackend) getMany(ctx context.Context, keys []string) ([][]byte, error) {
 	if err := m.begin(ctx); err != nil {
 		return nil, err

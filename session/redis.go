@@ -175,6 +175,24 @@ func (r *redisBackend) get(ctx context.Context, key string) ([]byte, error) {
 	return b, err
 }
 
+func (r *redisBackend) getTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
+	var get *redis.StringCmd
+	var ttl *redis.DurationCmd
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, key)
+		ttl = p.PTTL(ctx, key)
+		return nil
+	})
+	if errors.Is(err, redis.Nil) || errors.Is(get.Err(), redis.Nil) {
+		return nil, 0, ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	b, _ := get.Bytes()
+	return b, max(ttl.Val(), 0), nil
+}
+
 func (r *redisBackend) getMany(ctx context.Context, keys []string) ([][]byte, error) {
 	vals, err := r.client.MGet(ctx, keys...).Result()
 	if err != nil {

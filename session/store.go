@@ -41,7 +41,10 @@ type Session struct {
 	Token      Token     `json:"tok"`
 	CSRFToken  string    `json:"csrf"` // per-session token for HTML forms
 	CreatedAt  time.Time `json:"cat"`
-	LastSeen   time.Time `json:"lst"`
+	LastSeen   time.Time `json:"lst"` // the last time the session was written
+
+	// ExpiresIn is how long the store will still keep the session, as Load found it; not stored.
+	ExpiresIn time.Duration `json:"-"`
 }
 
 // Payment is a payment this server created, as listed on the dashboard and by GET /api/v1/payments.
@@ -76,6 +79,8 @@ type Store interface {
 	// Save seals and stores s under s.ID for ttl (replacing what was there). s.ID must come from NewID
 	// and ttl must be positive.
 	Save(ctx context.Context, s *Session, ttl time.Duration) error
+	// Touch extends the session's time to live to ttl from now without rewriting it.
+	Touch(ctx context.Context, id string, ttl time.Duration) error
 	// Delete removes the session; deleting an absent one is not an error.
 	Delete(ctx context.Context, id string) error
 

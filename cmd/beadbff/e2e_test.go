@@ -341,3 +341,21 @@ func TestRestartKeepsSessions(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Sessions end after SESSION_IDLE_TIMEOUT without use, and use keeps them alive (the store's TTL moves
+// along without the session being rewritten).
+func TestIdleTimeout(t *testing.T) {
+	e := startEnv(t, envOptions{vars: map[string]string{"SESSION_IDLE_TIMEOUT": "3s", "SESSION_MAX_LIFETIME": "1h"}})
+	app := e.client()
+	e.login(app, 0)
+	for i := 0; i < 5; i++ { // 5 s of use, every second: longer than the idle timeout
+		time.Sleep(time.Second)
+		if r := e.api(app, "GET", "/api/v1/session", nil); r.status != http.StatusOK {
+			t.Fatalf("after %d s of use: %d %s; use must keep the session alive", i+1, r.status, r.body)
+		}
+	}
+	time.Sleep(3500 * time.Millisecond)
+	if r := e.api(app, "GET", "/api/v1/session", nil); r.status != http.StatusUnauthorized {
+		t.Errorf("after 3.5 s idle: %d %s, want 401", r.status, r.body)
+	}
+}
