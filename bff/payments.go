@@ -428,4 +428,3 @@ func (s *Server) paymentQR(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, "image/png")
 	return c.Send(png)
 }
-
