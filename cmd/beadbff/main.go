@@ -117,6 +117,9 @@ func newLogger(cfg *config.Config, stderr io.Writer) *slog.Logger {
 
 func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
+	if stderr == os.Stderr { // go-redis's logger is per process: only the real program takes it over
+		session.RouteRedisLogs(log)
+	}
 
 	// Demo mode: the embedded sandbox, on its own loopback address like the real thing.
 	var demo []views.DemoCredential
