@@ -93,20 +93,25 @@ func (s *Server) timedCall(ctx context.Context, op, token string, call beadCall)
 // refresh token a reuse, which the realm punishes.
 func (s *Server) refresh(ctx context.Context, sess *session.Session, staleAccess, reason string) error {
 	v, err, _ := s.refreshes.Do(sess.ID, func() (any, error) {
-		// The stored session may already hold a newer token (another request or process refreshed).
-		if stored, err := s.store.Load(ctx, sess.ID); err == nil && stored.Token.AccessToken != staleAccess &&
-			!needsRefresh(stored.Token, s.now(), 0) {
-			s.metrics.refreshes.WithLabelValues("reused_newer").Inc()
-			return stored.Token, nil
-		} else if err != nil && errors.Is(err, session.ErrUnavailable) {
+		// The stored session may already hold a newer token (another request or process refreshed):
+		// use it if it is fresh, and in any case refresh with the newest refresh token, never an older one.
+		current := sess
+		switch stored, err := s.store.Load(ctx, sess.ID); {
+		case err == nil:
+			if stored.Token.AccessToken != staleAccess && !needsRefresh(stored.Token, s.now(), 0) {
+				s.metrics.refreshes.WithLabelValues("reused_newer").Inc()
+				return stored.Token, nil
+			}
+			current = stored
+		case errors.Is(err, session.ErrUnavailable):
 			return nil, err
 		}
-		tok, err := s.bead.Refresh(context.WithoutCancel(ctx), sess.Token.RefreshToken)
+		tok, err := s.bead.Refresh(context.WithoutCancel(ctx), current.Token.RefreshToken)
 		if err != nil {
 			s.metrics.refreshes.WithLabelValues(refreshOutcome(err)).Inc()
 			return nil, err
 		}
-		next := *sess
+		next := *current
 		next.Token = tokenFromBead(tok)
 		next.LastSeen = s.now()
 		if err := s.store.Save(context.WithoutCancel(ctx), &next, s.sessionTTL(&next)); err != nil {
