@@ -266,9 +266,19 @@ func (s *Server) formToken(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// safeNext keeps a post-login redirect on this server.
+// safeNext keeps a post-login redirect on this server: a plain local path, nothing a browser could read
+// as another host ("//evil", "/\\evil", or "/\t/evil", since browsers drop tabs and newlines from URLs).
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+		return "/"
+	}
+	for _, r := range next {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return next

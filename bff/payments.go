@@ -148,12 +148,6 @@ func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentIn
 	if err != nil {
 		return nil, err
 	}
-	// A retried create with the caller's key: Bead answered with the first payment; so do we.
-	if existing, err := s.store.GetPayment(c.UserContext(), sess.TerminalID, created.TrackingID); err == nil {
-		return existing, nil
-	} else if !errors.Is(err, session.ErrNotFound) {
-		return nil, storeUnavailable(err)
-	}
 	now := s.now()
 	p := session.Payment{
 		TrackingID:  created.TrackingID,
@@ -162,7 +156,7 @@ func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentIn
 		TerminalID:  sess.TerminalID,
 		MerchantID:  sess.MerchantID,
 		PaymentURL:  created.PaymentURL(),
-		Amount:      req.RequestedAmount.StringFixed(2),
+		Amount:      bead.FormatAmount(req.RequestedAmount),
 		Currency:    "USD",
 		Reference:   req.Reference,
 		Description: req.Description,
@@ -170,13 +164,28 @@ func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentIn
 		CreatedAt:   now,
 		UpdatedAt:   now,
 	}
-	if err := s.store.PutPayment(c.UserContext(), p); err != nil {
+	stored, added, err := s.store.AddPayment(c.UserContext(), p)
+	if err != nil {
 		// The payment exists at Bead; say so rather than pretend it failed.
 		s.log.Error("payment created at Bead but not recorded", "requestId", requestIDOf(c), "trackingId", p.TrackingID, "err", err)
 		return nil, storeUnavailable(err)
 	}
+	if !added {
+		// A retry with the caller's Idempotency-Key: Bead answered with the first payment, and so do we,
+		// unless the retry asked for something else under the same key.
+		if !decimalEqual(stored.Amount, req.RequestedAmount) || stored.Reference != req.Reference || stored.Description != req.Description {
+			return nil, &Problem{Status: http.StatusConflict, Cause: CauseInvalidRequest, Title: "Idempotency-Key already used",
+				Detail: "This Idempotency-Key was used for a different payment (another amount, reference or description). Use a new key for a new payment."}
+		}
+		return stored, nil
+	}
 	s.log.Info("payment created", "requestId", requestIDOf(c), "terminalId", p.TerminalID, "trackingId", p.TrackingID, "amount", p.Amount)
-	return &p, nil
+	return stored, nil
+}
+
+func decimalEqual(stored string, d decimal.Decimal) bool {
+	got, err := decimal.NewFromString(stored)
+	return err == nil && got.Equal(d)
 }
 
 // idempotencyKey is the key sent to Bead: a fresh one per create, or, when the caller sent its own
@@ -218,7 +227,7 @@ func (s *Server) paymentStatus(c *fiber.Ctx, sess *session.Session, trackingID s
 		return nil, err
 	}
 	p := mergeStatus(stored, st, s.now())
-	if stored != nil && (stored.StatusCode != p.StatusCode || stored.Amount != p.Amount) {
+	if stored != nil && (stored.StatusCode != p.StatusCode || stored.Amount != p.Amount || stored.PaidAmount != p.PaidAmount) {
 		if err := s.store.PutPayment(c.UserContext(), *p); err != nil {
 			s.log.Warn("payment status not recorded", "requestId", requestIDOf(c), "trackingId", p.TrackingID, "err", err)
 		}
@@ -243,10 +252,13 @@ func mergeStatus(stored *session.Payment, st *bead.PaymentStatus, now time.Time)
 		p.PaymentID = st.PaymentID
 	}
 	if st.Requested != nil {
-		p.Amount = st.Requested.Amount.StringFixed(2)
+		p.Amount = bead.FormatAmount(st.Requested.Amount)
 		if st.Requested.Currency != "" {
 			p.Currency = st.Requested.Currency
 		}
+	}
+	if st.Paid != nil && st.Paid.Amount.IsPositive() {
+		p.PaidAmount, p.PaidCurrency = bead.FormatAmount(st.Paid.Amount), st.Paid.Currency
 	}
 	return &p
 }
@@ -263,6 +275,8 @@ type paymentJSON struct {
 	Paid            bool      `json:"paid"`
 	RequestedAmount string    `json:"requestedAmount"`
 	Currency        string    `json:"currency,omitempty"`
+	PaidAmount      string    `json:"paidAmount,omitempty"`
+	PaidCurrency    string    `json:"paidCurrency,omitempty"`
 	Reference       string    `json:"reference"`
 	Description     string    `json:"description,omitempty"`
 	TerminalID      string    `json:"terminalId"`
@@ -276,7 +290,8 @@ func (s *Server) paymentJSON(p *session.Payment) paymentJSON {
 	j := paymentJSON{
 		TrackingID: p.TrackingID, PaymentID: p.PaymentID, PaymentURL: p.PaymentURL,
 		StatusCode: p.StatusCode, StatusLabel: st.Label(), Final: st.Final(), Paid: st.Paid(),
-		RequestedAmount: p.Amount, Currency: p.Currency, Reference: p.Reference, Description: p.Description,
+		RequestedAmount: p.Amount, Currency: p.Currency, PaidAmount: p.PaidAmount, PaidCurrency: p.PaidCurrency,
+		Reference: p.Reference, Description: p.Description,
 		TerminalID: p.TerminalID, MerchantID: p.MerchantID, CreatedAt: p.CreatedAt.UTC(), UpdatedAt: p.UpdatedAt.UTC(),
 	}
 	if p.CheckoutID != "" {

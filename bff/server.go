@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
@@ -98,7 +100,21 @@ func New(d Deps) (*Server, error) {
 		CaseSensitive: true,
 	})
 	s.routes(d.Registry)
+	s.stampEveryAnswer()
 	return s, nil
+}
+
+// stampEveryAnswer gives an X-Request-Id to the few answers Fiber writes before any handler runs (an
+// unknown HTTP method, for one), so that every answer, without exception, can be traced.
+func (s *Server) stampEveryAnswer() {
+	srv := s.app.Server()
+	next := srv.Handler
+	srv.Handler = func(fctx *fasthttp.RequestCtx) {
+		next(fctx)
+		if len(fctx.Response.Header.Peek("X-Request-Id")) == 0 {
+			fctx.Response.Header.Set("X-Request-Id", uuid.NewString())
+		}
+	}
 }
 
 // App is the Fiber app, for tests (app.Test) and for Listen.

@@ -2,6 +2,8 @@ package bff
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -46,7 +48,12 @@ func (s *Server) withBead(c *fiber.Ctx, sess *session.Session, op string, call b
 	ctx := c.UserContext()
 	if needsRefresh(sess.Token, s.now(), rand.N(refreshAheadJitter)) {
 		if err := s.refresh(ctx, sess, sess.Token.AccessToken, "ahead"); err != nil {
-			return s.refreshProblem(c, sess, err)
+			// Refreshing ahead is an optimisation: while the token still lives, a realm that is briefly
+			// unreachable must not fail the call. A dead refresh token or store does end it.
+			if bead.IsInvalidGrant(err) || errors.Is(err, session.ErrUnavailable) || !s.now().Before(sess.Token.Expiry) {
+				return s.refreshProblem(c, sess, err)
+			}
+			s.log.Warn("refresh ahead of expiry failed; using the current token", "requestId", requestIDOf(c), "err", err)
 		}
 	}
 	first := s.timedCall(ctx, op, sess.Token.AccessToken, call)
@@ -87,45 +94,97 @@ func (s *Server) timedCall(ctx context.Context, op, token string, call beadCall)
 	return err
 }
 
-// refresh replaces sess's token with a fresh one, at most once at a time per session in this process.
-// A request that waited on another's refresh, or whose session another process already refreshed, uses
-// that token instead of refreshing again: rotating refresh tokens make a second refresh with the same
-// refresh token a reuse, which the realm punishes.
+// refresh replaces sess's token with a fresh one. Bead's realm rotates refresh tokens and treats a second
+// use of one as theft, so exactly one refresh may run per session: within this process the callers share
+// one flight, and across processes a lock in the session store (held for at most refreshLockTTL) lets one
+// refresh while the others wait and then take the token it stored.
 func (s *Server) refresh(ctx context.Context, sess *session.Session, staleAccess, reason string) error {
 	v, err, _ := s.refreshes.Do(sess.ID, func() (any, error) {
-		// The stored session may already hold a newer token (another request or process refreshed):
-		// use it if it is fresh, and in any case refresh with the newest refresh token, never an older one.
-		current := sess
-		switch stored, err := s.store.Load(ctx, sess.ID); {
-		case err == nil:
-			if stored.Token.AccessToken != staleAccess && !needsRefresh(stored.Token, s.now(), 0) {
-				s.metrics.refreshes.WithLabelValues("reused_newer").Inc()
-				return stored.Token, nil
-			}
-			current = stored
-		case errors.Is(err, session.ErrUnavailable):
-			return nil, err
-		}
-		tok, err := s.bead.Refresh(context.WithoutCancel(ctx), current.Token.RefreshToken)
-		if err != nil {
-			s.metrics.refreshes.WithLabelValues(refreshOutcome(err)).Inc()
-			return nil, err
-		}
-		next := *current
-		next.Token = tokenFromBead(tok)
-		next.LastSeen = s.now()
-		if err := s.store.Save(context.WithoutCancel(ctx), &next, s.sessionTTL(&next)); err != nil {
-			s.metrics.refreshes.WithLabelValues("store_failed").Inc()
-			return nil, err
-		}
-		s.metrics.refreshes.WithLabelValues("ok_" + reason).Inc()
-		return next.Token, nil
+		return s.refreshAcrossProcesses(context.WithoutCancel(ctx), sess, staleAccess, reason)
 	})
 	if err != nil {
 		return err
 	}
 	sess.Token = v.(session.Token)
 	return nil
+}
+
+const (
+	refreshLockTTL  = 15 * time.Second // longer than one refresh grant may take (BEAD_TIMEOUT defaults to 10 s)
+	refreshWaitStep = 50 * time.Millisecond
+)
+
+// errRefreshBusy: another process held the refresh lock for longer than a refresh can take.
+var errRefreshBusy = errors.New("bff: token refresh of this session is held elsewhere")
+
+func (s *Server) refreshAcrossProcesses(ctx context.Context, sess *session.Session, staleAccess, reason string) (session.Token, error) {
+	lock := "refresh:" + sessionKeyName(sess.ID)
+	deadline := time.Now().Add(refreshLockTTL)
+	for {
+		current, newer, err := s.newerToken(ctx, sess, staleAccess)
+		if err != nil || newer {
+			return current.Token, err
+		}
+		held, err := s.store.Lock(ctx, lock, refreshLockTTL)
+		if err != nil {
+			return session.Token{}, err
+		}
+		if held != "" {
+			defer func() { _ = s.store.Unlock(ctx, lock, held) }()
+			// Look once more under the lock: the previous holder may have finished just now.
+			if current, newer, err = s.newerToken(ctx, sess, staleAccess); err != nil || newer {
+				return current.Token, err
+			}
+			return s.refreshGrant(ctx, current, reason)
+		}
+		if time.Now().After(deadline) {
+			s.metrics.refreshes.WithLabelValues("lock_timeout").Inc()
+			return session.Token{}, errRefreshBusy
+		}
+		time.Sleep(refreshWaitStep)
+	}
+}
+
+// newerToken reads the stored session: when it holds a fresh token other than staleAccess (another request
+// or process refreshed), that is the answer. Otherwise current is the newest copy, whose refresh token is
+// the one to use.
+func (s *Server) newerToken(ctx context.Context, sess *session.Session, staleAccess string) (current *session.Session, newer bool, err error) {
+	stored, err := s.store.Load(ctx, sess.ID)
+	switch {
+	case err == nil:
+		if stored.Token.AccessToken != staleAccess && !needsRefresh(stored.Token, s.now(), 0) {
+			s.metrics.refreshes.WithLabelValues("reused_newer").Inc()
+			return stored, true, nil
+		}
+		return stored, false, nil
+	case errors.Is(err, session.ErrUnavailable):
+		return sess, false, err
+	}
+	return sess, false, nil // gone from the store (logged out meanwhile): refresh what we hold
+}
+
+// refreshGrant performs the refresh grant and stores the result before anyone uses the new access token.
+func (s *Server) refreshGrant(ctx context.Context, current *session.Session, reason string) (session.Token, error) {
+	tok, err := s.bead.Refresh(ctx, current.Token.RefreshToken)
+	if err != nil {
+		s.metrics.refreshes.WithLabelValues(refreshOutcome(err)).Inc()
+		return session.Token{}, err
+	}
+	next := *current
+	next.Token = tokenFromBead(tok)
+	next.LastSeen = s.now()
+	if err := s.store.Save(ctx, &next, s.sessionTTL(&next)); err != nil {
+		s.metrics.refreshes.WithLabelValues("store_failed").Inc()
+		return session.Token{}, err
+	}
+	s.metrics.refreshes.WithLabelValues("ok_" + reason).Inc()
+	return next.Token, nil
+}
+
+// sessionKeyName names a session in store keys (locks) without its id: the id is the cookie.
+func sessionKeyName(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:16])
 }
 
 func refreshOutcome(err error) string {
@@ -145,6 +204,11 @@ func refreshOutcome(err error) string {
 func (s *Server) refreshProblem(c *fiber.Ctx, sess *session.Session, err error) error {
 	if errors.Is(err, session.ErrUnavailable) {
 		return storeUnavailable(err)
+	}
+	if errors.Is(err, errRefreshBusy) {
+		return &Problem{Status: http.StatusServiceUnavailable, Cause: CauseBeadUnavailable, Title: "Token refresh still under way",
+			Detail: "Another server is refreshing this session's Bead token and has not finished. Try again in a moment.",
+			RetryAfter: time.Second, Err: err}
 	}
 	if bead.IsInvalidGrant(err) {
 		_ = s.store.Delete(c.UserContext(), sess.ID)
@@ -184,6 +248,11 @@ func (s *Server) beadProblem(c *fiber.Ctx, sess *session.Session, op string, err
 		case ae.Status == http.StatusForbidden && ae.Shape == bead.ShapeHTML:
 			p.Status, p.Cause, p.Title = http.StatusBadGateway, CauseBlockedBeforeBead, "Blocked before reaching Bead"
 			p.Detail = "The 403 came as an HTML page from a firewall or proxy in front of Bead, not from Bead's API."
+		case ae.Status == http.StatusForbidden && ae.Shape == bead.ShapeEmpty && retried:
+			// Bead's bare 403 to a fresh, accepted token: the request's terminal, merchant or payment is not
+			// the token's (bead-api.md §4). The diagnosis of issue 3 weighs this further.
+			p.Status, p.Cause, p.Title = http.StatusForbidden, CauseTerminalMismatch, "Not this terminal's"
+			p.Detail = "Bead refused the request with a bare 403 even with a freshly refreshed token: the payment or ids it names belong to another terminal or merchant."
 		case ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden:
 			p.Status, p.Cause = http.StatusForbidden, CauseUnknown
 			p.Title = fmt.Sprintf("Bead refused the request (%d)", ae.Status)
@@ -254,11 +323,9 @@ func supportBundle(now time.Time, sent bead.SentRequest, accessToken, env string
 
 // jwtPrefix is the one deliberate exception to "no token anywhere": Bead's support looks tokens up by
 // their first 50 characters.
+// A token too short to be a real JWT shows at most a third of itself, so the prefix can never be the token.
 func jwtPrefix(token string) string {
-	if len(token) > 50 {
-		return token[:50]
-	}
-	return token
+	return token[:min(50, len(token)/3)]
 }
 
 func tokenFromBead(t *bead.Token) session.Token {

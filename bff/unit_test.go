@@ -141,3 +141,26 @@ func TestValidatePayment(t *testing.T) {
 		})
 	}
 }
+
+// Every cause the server can answer has its section on /help/403, which every helpUrl points at.
+func TestEveryCauseHasAHelpSection(t *testing.T) {
+	all := []string{CauseTokenMissing, CauseTokenExpired, CauseWrongClientOrScope, CauseTerminalMismatch, CauseRealmMismatch,
+		CauseClockSkew, CauseRefreshTokenInvalid, CauseBlockedBeforeBead, CauseWebhookSignatureInvalid, CauseCORSOriginNotAllowed,
+		CauseCSRFHeaderMissing, CauseRateLimited, CauseBeadUnavailable, CauseSessionStoreUnavailable, CauseNotAuthenticated,
+		CauseInvalidRequest, CauseUnknown, CauseInvalidCredentials, CauseNotFound, CauseCSRFTokenInvalid, CauseInternal}
+	have := map[string]bool{}
+	for _, c := range causeGuide {
+		if have[c.Code] {
+			t.Errorf("cause %s has two sections", c.Code)
+		}
+		have[c.Code] = true
+		if c.Title == "" || c.Meaning == "" || c.Fix == "" {
+			t.Errorf("cause %s: section incomplete", c.Code)
+		}
+	}
+	for _, c := range all {
+		if !have[c] {
+			t.Errorf("cause %s has no section on /help/403", c)
+		}
+	}
+}

@@ -20,6 +20,10 @@ type backend interface {
 	getMany(ctx context.Context, keys []string) ([][]byte, error)
 	// set stores value under key for ttl (> 0), replacing what was there.
 	set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// setNX stores value under key for ttl only if key is absent, and says whether it did.
+	setNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
+	// delIfEquals removes key only if it holds value (a lock's owner releasing it, never another's).
+	delIfEquals(ctx context.Context, key string, value []byte) error
 	// del removes key; an absent key is not an error.
 	del(ctx context.Context, key string) error
 	// newest returns up to n members of the sorted set key, highest score first (ties: the greater member

@@ -642,6 +642,80 @@ var contractCases = []struct {
 		}
 	}},
 
+	{"add payment keeps the first of concurrent adds", func(t *testing.T, h *harness) {
+		st := h.open(t, Options{})
+		const n = 8
+		results := make(chan *Payment, n)
+		for i := 0; i < n; i++ {
+			go func() {
+				p := payment("term-1", "trk-same", h.now())
+				p.CheckoutID = fmt.Sprintf("checkout-%d", i)
+				got, _, err := st.AddPayment(context.Background(), p)
+				if err != nil {
+					t.Errorf("AddPayment: %v", err)
+				}
+				results <- got
+			}()
+		}
+		var checkout string
+		for i := 0; i < n; i++ {
+			got := <-results
+			if got == nil {
+				continue
+			}
+			if checkout == "" {
+				checkout = got.CheckoutID
+			} else if got.CheckoutID != checkout {
+				t.Errorf("concurrent adds answered checkouts %s and %s; all must get the stored one", checkout, got.CheckoutID)
+			}
+		}
+		stored, err := st.PaymentByCheckout(context.Background(), checkout)
+		if err != nil || stored.TrackingID != "trk-same" {
+			t.Errorf("PaymentByCheckout(%s) = %v, %v; the answered checkout must find the payment", checkout, stored, err)
+		}
+		if got := trackingIDs(mustList(t, st, "term-1", 0)); len(got) != 1 {
+			t.Errorf("list = %v, want the payment once", got)
+		}
+	}},
+
+	{"lock: one holder at a time, released only by its token, expires by itself", func(t *testing.T, h *harness) {
+		st := h.open(t, Options{})
+		ctx := context.Background()
+		first, err := st.Lock(ctx, "refresh:abc", time.Second)
+		if err != nil || first == "" {
+			t.Fatalf("Lock = %q, %v; want it taken", first, err)
+		}
+		if second, err := st.Lock(ctx, "refresh:abc", time.Second); err != nil || second != "" {
+			t.Errorf("second Lock = %q, %v; want refused while held", second, err)
+		}
+		if other, err := st.Lock(ctx, "refresh:other", time.Second); err != nil || other == "" {
+			t.Errorf("Lock of another name = %q, %v; want taken", other, err)
+		}
+		if err := st.Unlock(ctx, "refresh:abc", "not-the-token"); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := st.Lock(ctx, "refresh:abc", time.Second); again != "" {
+			t.Error("Unlock with a wrong token released the lock")
+		}
+		if err := st.Unlock(ctx, "refresh:abc", first); err != nil {
+			t.Fatal(err)
+		}
+		third, err := st.Lock(ctx, "refresh:abc", time.Second)
+		if err != nil || third == "" {
+			t.Fatalf("Lock after Unlock = %q, %v; want taken", third, err)
+		}
+		h.elapse(time.Second + 100*time.Millisecond)
+		if fourth, _ := st.Lock(ctx, "refresh:abc", time.Second); fourth == "" {
+			t.Error("an expired lock was not free again")
+		}
+		if err := st.Unlock(ctx, "refresh:abc", third); err != nil { // the expired holder must not free the new one
+			t.Fatal(err)
+		}
+		if fifth, _ := st.Lock(ctx, "refresh:abc", time.Second); fifth != "" {
+			t.Error("the expired holder's Unlock released the new holder's lock")
+		}
+	}},
+
 	{"payment put and get", func(t *testing.T, h *harness) {
 		st := h.open(t, Options{})
 		want := payment("term-1", "trk-1", h.now())

@@ -215,6 +215,77 @@ type checkoutRef struct {
 // score orders a terminal's list. Microseconds keep float64 exact (2^53 µs is 285 years).
 func score(t time.Time) float64 { return float64(t.UnixMicro()) }
 
+// AddPayment records a newly created payment unless the terminal already has one with its tracking id
+// (two creates with one Idempotency-Key get one payment from Bead): it returns what is stored, and true
+// when that is p. The record is claimed with SET NX first, so concurrent adds agree on one checkout id.
+func (s *store) AddPayment(ctx context.Context, p Payment) (*Payment, bool, error) {
+	if p.TerminalID == "" || p.TrackingID == "" {
+		return nil, false, errors.New("session: add payment: terminal id and tracking id are required")
+	}
+	if p.CreatedAt.IsZero() {
+		p.CreatedAt = s.opts.Now()
+	}
+	record, err := json.Marshal(p)
+	if err != nil {
+		return nil, false, fmt.Errorf("session: add payment: encode: %w", err)
+	}
+	cctx, cancel, err := s.call(ctx, "add payment")
+	defer cancel()
+	if err != nil {
+		return nil, false, err
+	}
+	added, err := s.be.setNX(cctx, s.paymentKey(p.TerminalID, p.TrackingID), record, s.opts.PaymentTTL)
+	if err != nil {
+		return nil, false, unavailable("add payment", err)
+	}
+	if !added {
+		existing, err := s.GetPayment(ctx, p.TerminalID, p.TrackingID)
+		return existing, false, err
+	}
+	if err := s.PutPayment(ctx, p); err != nil {
+		return nil, false, err
+	}
+	return &p, true, nil
+}
+
+// Lock takes the named lock for ttl if no one holds it, and returns the token that releases it; "" when
+// another holder has it. A lock expires by itself, so a crashed holder cannot keep it.
+func (s *store) Lock(ctx context.Context, name string, ttl time.Duration) (string, error) {
+	token, err := s.NewID()
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel, err := s.call(ctx, "lock")
+	defer cancel()
+	if err != nil {
+		return "", err
+	}
+	ok, err := s.be.setNX(ctx, s.opts.Prefix+"lock:"+name, []byte(token), ttl)
+	if err != nil {
+		return "", unavailable("lock", err)
+	}
+	if !ok {
+		return "", nil
+	}
+	return token, nil
+}
+
+// Unlock releases the named lock if token still holds it (never a lock that expired and was taken since).
+func (s *store) Unlock(ctx context.Context, name, token string) error {
+	if token == "" {
+		return nil
+	}
+	ctx, cancel, err := s.call(ctx, "unlock")
+	defer cancel()
+	if err != nil {
+		return err
+	}
+	if err := s.be.delIfEquals(ctx, s.opts.Prefix+"lock:"+name, []byte(token)); err != nil {
+		return unavailable("unlock", err)
+	}
+	return nil
+}
+
 // PutPayment writes the record, its place in the terminal's list and its checkout id in one MULTI.
 // A zero CreatedAt is set to now, so that every listed payment has a place in the order. The list
 // entry is added only if absent, which is what keeps a re-put payment at its first position.

@@ -24,6 +24,11 @@ func (b *refusingBackend) getTTL(context.Context, string) ([]byte, time.Duration
 	b.calls++
 	return nil, 0, errRefused
 }
+func (b *refusingBackend) setNX(context.Context, string, []byte, time.Duration) (bool, error) {
+	b.calls++
+	return false, errRefused
+}
+func (b *refusingBackend) delIfEquals(context.Context, string, []byte) error { b.calls++; return errRefused }
 func (b *refusingBackend) getMany(context.Context, []string) ([][]byte, error) {
 	b.calls++
 	return nil, errRefused

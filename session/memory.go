@@ -152,6 +152,29 @@ func (m *memoryBackend) getTTL(ctx context.Context, key string) ([]byte, time.Du
 	return bytes.Clone(e.value), ttl, nil
 }
 
+func (m *memoryBackend) setNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if err := m.begin(ctx); err != nil {
+		return false, err
+	}
+	defer m.mu.Unlock()
+	if m.live(key) != nil {
+		return false, nil
+	}
+	m.setLocked(key, value, ttl)
+	return true, nil
+}
+
+func (m *memoryBackend) delIfEquals(ctx context.Context, key string, value []byte) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	if e := m.live(key); e != nil && e.members == nil && bytes.Equal(e.value, value) {
+		delete(m.entries, key)
+	}
+	return nil
+}
+
 func (m *memoryBackend) getMany(ctx context.Context, keys []string) ([][]byte, error) {
 	if err := m.begin(ctx); err != nil {
 		return nil, err

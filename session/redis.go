@@ -193,6 +193,17 @@ func (r *redisBackend) getTTL(ctx context.Context, key string) ([]byte, time.Dur
 	return b, max(ttl.Val(), 0), nil
 }
 
+func (r *redisBackend) setNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	return r.client.SetNX(ctx, key, value, ttl).Result()
+}
+
+// delIfEqualsScript deletes a key only if it still holds the caller's value, atomically.
+var delIfEqualsScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+
+func (r *redisBackend) delIfEquals(ctx context.Context, key string, value []byte) error {
+	return delIfEqualsScript.Run(ctx, r.client, []string{key}, value).Err()
+}
+
 func (r *redisBackend) getMany(ctx context.Context, keys []string) ([][]byte, error) {
 	vals, err := r.client.MGet(ctx, keys...).Result()
 	if err != nil {

@@ -50,19 +50,21 @@ type Session struct {
 // Payment is a payment this server created, as listed on the dashboard and by GET /api/v1/payments.
 // Amounts are decimal strings. It holds nothing secret and is stored unsealed.
 type Payment struct {
-	TrackingID  string    `json:"trackingId"`
-	PaymentID   string    `json:"paymentId,omitempty"`
-	CheckoutID  string    `json:"checkoutId"`
-	TerminalID  string    `json:"terminalId"`
-	MerchantID  string    `json:"merchantId"`
-	PaymentURL  string    `json:"paymentUrl"`
-	Amount      string    `json:"amount"`
-	Currency    string    `json:"currency,omitempty"`
-	Reference   string    `json:"reference"`
-	Description string    `json:"description,omitempty"`
-	StatusCode  string    `json:"statusCode"`
-	CreatedAt   time.Time `json:"createdAt"`
-	UpdatedAt   time.Time `json:"updatedAt"`
+	TrackingID   string    `json:"trackingId"`
+	PaymentID    string    `json:"paymentId,omitempty"`
+	CheckoutID   string    `json:"checkoutId"`
+	TerminalID   string    `json:"terminalId"`
+	MerchantID   string    `json:"merchantId"`
+	PaymentURL   string    `json:"paymentUrl"`
+	Amount       string    `json:"amount"`
+	Currency     string    `json:"currency,omitempty"`
+	PaidAmount   string    `json:"paidAmount,omitempty"`   // what the shopper paid, in PaidCurrency
+	PaidCurrency string    `json:"paidCurrency,omitempty"` // the payment currency (e.g. USDC), once chosen
+	Reference    string    `json:"reference"`
+	Description  string    `json:"description,omitempty"`
+	StatusCode   string    `json:"statusCode"`
+	CreatedAt    time.Time `json:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
 }
 
 // Store is what the web server needs to keep. Every method honours ctx's deadline; failures of the backend
@@ -84,6 +86,9 @@ type Store interface {
 	// Delete removes the session; deleting an absent one is not an error.
 	Delete(ctx context.Context, id string) error
 
+	// AddPayment records a newly created payment unless one with its terminal and tracking id exists;
+	// it returns the stored payment and whether it is p.
+	AddPayment(ctx context.Context, p Payment) (*Payment, bool, error)
 	// PutPayment inserts or replaces p (keyed by terminal and tracking id) and indexes its CheckoutID.
 	// ListPayments keeps the first CreatedAt order. A zero CreatedAt is set to the store's clock; a
 	// replaced CheckoutID stops finding the payment.
@@ -95,6 +100,12 @@ type Store interface {
 	ListPayments(ctx context.Context, terminalID string, limit int) ([]Payment, error)
 	// PaymentByCheckout finds a payment by its checkout id, or ErrNotFound.
 	PaymentByCheckout(ctx context.Context, checkoutID string) (*Payment, error)
+
+	// Lock takes the named lock for ttl if it is free and returns its release token, or "" when another
+	// holder has it; Unlock releases it only if token still holds it. Locks serialise work across every
+	// process sharing the store (one token refresh at a time).
+	Lock(ctx context.Context, name string, ttl time.Duration) (string, error)
+	Unlock(ctx context.Context, name, token string) error
 
 	// Close releases the backend's connections.
 	Close() error

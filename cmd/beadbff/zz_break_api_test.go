@@ -99,6 +99,12 @@ func TestBreakOpenRedirectAfterLogin(t *testing.T) {
 	if loc := resp.Header.Get("Location"); strings.Contains(loc, "\t") {
 		t.Errorf("GET /login?next=/%%09/evil.example/ (logged in): %d Location %q, which a browser follows to evil.example", resp.StatusCode, loc)
 	}
+	// CR LF in next must never split the answer.
+	resp = rawRequest(t, e.url, "GET /login?next=/%0d%0aSet-Cookie:%20injected=1 HTTP/1.1\r\nHost: "+host+"\r\nCookie: "+ck.Name+"="+ck.Value+"\r\nConnection: close\r\n\r\n")
+	resp.Body.Close()
+	if strings.Contains(strings.Join(resp.Header.Values("Set-Cookie"), ";"), "injected") {
+		t.Errorf("header injection through next: %v", resp.Header)
+	}
 }
 
 // A retry with the same Idempotency-Key but a different amount is not the same request: it must not be
