@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,8 +20,16 @@ import (
 	"time"
 
 	"beadbff/bff/sandbox"
+	"beadbff/session"
 	"beadbff/session/redistest"
 )
+
+// TestMain keeps go-redis's own messages (dial failures during the outage tests) out of the test output;
+// go-redis has one logger per process.
+func TestMain(m *testing.M) {
+	session.RouteRedisLogs(slog.New(slog.DiscardHandler))
+	os.Exit(m.Run())
+}
 
 // env is one running beadbff (started through run, as main does) with its own sandbox and Redis.
 type env struct {
