@@ -207,7 +207,7 @@ func (s *Server) refreshProblem(c *fiber.Ctx, sess *session.Session, err error) 
 	}
 	if errors.Is(err, errRefreshBusy) {
 		return &Problem{Status: http.StatusServiceUnavailable, Cause: CauseBeadUnavailable, Title: "Token refresh still under way",
-			Detail: "Another server is refreshing this session's Bead token and has not finished. Try again in a moment.",
+			Detail:     "Another server is refreshing this session's Bead token and has not finished. Try again in a moment.",
 			RetryAfter: time.Second, Err: err}
 	}
 	if bead.IsInvalidGrant(err) {

@@ -28,7 +28,10 @@ func (b *refusingBackend) setNX(context.Context, string, []byte, time.Duration) 
 	b.calls++
 	return false, errRefused
 }
-func (b *refusingBackend) delIfEquals(context.Context, string, []byte) error { b.calls++; return errRefused }
+func (b *refusingBackend) delIfEquals(context.Context, string, []byte) error {
+	b.calls++
+	return errRefused
+}
 func (b *refusingBackend) getMany(context.Context, []string) ([][]byte, error) {
 	b.calls++
 	return nil, errRefused
