@@ -73,7 +73,12 @@ func (s *Server) login(c *fiber.Ctx, username, password string) (*session.Sessio
 	if len(fields) > 0 {
 		return nil, invalidFields(fields)
 	}
+	attempt, err := s.takeLoginAttempt(c, username)
+	if err != nil {
+		return nil, err
+	}
 	tok, err := s.bead.Login(c.UserContext(), username, password)
+	attempt.settle(c, bead.IsInvalidGrant(err)) // only a refused password counts against the limit
 	if err != nil {
 		return nil, s.loginProblem(err)
 	}
@@ -162,6 +167,10 @@ func randomToken() string {
 
 func (s *Server) loginView(c *fiber.Ctx) views.LoginView {
 	v := views.LoginView{Page: s.page(c, "Log in"), Next: safeNext(c.Query("next"))}
+	v.CSRFToken = s.loginToken(c) // the pre-session token (csrf.go), whatever session the page shows
+	if c.Query("ended") == "1" {
+		v.Flash = "Your session has ended. Log in again to continue."
+	}
 	if s.cfg.Demo {
 		v.Demo = s.demo
 	}
@@ -182,14 +191,18 @@ func (s *Server) loginSubmit(c *fiber.Ctx) error {
 		return c.Redirect(safeNext(c.FormValue("next")), http.StatusSeeOther)
 	}
 	p, ok := asProblem(err)
-	if !ok || (p.Cause != CauseInvalidCredentials && p.Cause != CauseInvalidRequest) {
+	if !ok || (p.Cause != CauseInvalidCredentials && p.Cause != CauseInvalidRequest && p.Cause != CauseLoginThrottled) {
 		return err
 	}
 	v := s.loginView(c)
 	v.Username, v.Next = username, safeNext(c.FormValue("next"))
 	v.Error = p.Title + "."
-	if p.Cause == CauseInvalidRequest {
+	switch p.Cause {
+	case CauseInvalidRequest:
 		v.Error = "Enter the terminal's username and password."
+	case CauseLoginThrottled:
+		v.Error = p.Detail
+		setRetryAfter(c, p.RetryAfter)
 	}
 	return render(c, p.Status, views.Login(v))
 }

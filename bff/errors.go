@@ -63,9 +63,8 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	case p.Cause != CauseNotFound && p.Cause != CauseNotAuthenticated:
 		s.log.Info("request refused", attrs...)
 	}
-	if p.Status == http.StatusUnauthorized && p.Cause != CauseInvalidCredentials {
-		s.clearSessionCookie(c)
-	}
+	// A 401 leaves the cookie alone: the session behind it is gone, and the next page load, finding the
+	// cookie stale, clears it and can tell the person their session ended.
 	if p.RetryAfter > 0 {
 		secs := int(p.RetryAfter.Seconds() + 0.999)
 		c.Set("Retry-After", strconv.Itoa(max(secs, 1)))
@@ -97,6 +96,12 @@ func (s *Server) writeProblem(c *fiber.Ctx, p *Problem, rid string) error {
 	if b := p.Bundle; b != nil {
 		body.Support = &supportBody{Timestamp: b.Timestamp, Path: b.Path, RequestID: b.RequestID, JWTPrefix: b.JWTPrefix, Email: b.Email}
 	}
+	if inc := p.Incident; inc != nil {
+		body.Confidence, body.Checks = inc.Diagnosis.Confidence, inc.Diagnosis.Checks
+		if p.IncidentID != "" {
+			body.IncidentID, body.IncidentURL = p.IncidentID, s.cfg.Origin()+"/help/incidents/"+p.IncidentID
+		}
+	}
 	c.Status(p.Status)
 	if err := c.JSON(body); err != nil {
 		return err
@@ -106,6 +111,9 @@ func (s *Server) writeProblem(c *fiber.Ctx, p *Problem, rid string) error {
 }
 
 func (s *Server) renderErrorPage(c *fiber.Ctx, p *Problem, rid string) error {
+	if p.Incident != nil {
+		return render(c, p.Status, views.Incident(s.incidentView(c, p.Incident, p.IncidentID)))
+	}
 	v := views.ErrorView{
 		Page:       s.page(c, p.Title),
 		Status:     p.Status,

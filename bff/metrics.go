@@ -10,6 +10,7 @@ type metrics struct {
 	beadCalls       *prometheus.CounterVec
 	beadDuration    *prometheus.HistogramVec
 	refreshes       *prometheus.CounterVec
+	incidents       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,7 +32,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "beadbff_token_refreshes_total", Help: "Token refreshes, by outcome (ok_ahead, ok_after_401, reused_newer, invalid_grant, ...).",
 		}, []string{"outcome"}),
+		incidents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "beadbff_incidents_total", Help: "Diagnosed failures of calls to Bead, by cause.",
+		}, []string{"cause"}),
 	}
-	reg.MustRegister(m.requests, m.requestDuration, m.beadCalls, m.beadDuration, m.refreshes)
+	reg.MustRegister(m.requests, m.requestDuration, m.beadCalls, m.beadDuration, m.refreshes, m.incidents)
 	return m
 }

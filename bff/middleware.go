@@ -26,6 +26,7 @@ const (
 	localNonce     = "beadbff.nonce"
 	localSession   = "beadbff.session"
 	localRoute     = "beadbff.route"
+	localEnded     = "beadbff.sessionEnded" // the cookie named a session that is gone
 )
 
 // saneRequestID is what we accept from a caller as X-Request-Id; anything else is replaced, so that an id
@@ -176,6 +177,7 @@ func (s *Server) loadSession(c *fiber.Ctx) error {
 		if s.sessionOver(sess) {
 			_ = s.store.Delete(c.UserContext(), sess.ID)
 			s.clearSessionCookie(c)
+			c.Locals(localEnded, true)
 			return nil
 		}
 		c.Locals(localSession, sess)
@@ -186,7 +188,12 @@ func (s *Server) loadSession(c *fiber.Ctx) error {
 		if errors.Is(err, session.ErrUnreadable) {
 			s.log.Warn("stored session unreadable; treated as no session", "requestId", requestIDOf(c))
 		}
-		s.clearSessionCookie(c)
+		// Pages clear the stale cookie (after telling the person, see requirePageSession); the API leaves
+		// it, so that a page whose script met the 401 can still say so when it reloads.
+		if !isAPI(c) {
+			s.clearSessionCookie(c)
+		}
+		c.Locals(localEnded, true)
 	}
 	return nil
 }
@@ -216,11 +223,17 @@ func (s *Server) requirePageSession(c *fiber.Ctx) error {
 	if c.Method() != fiber.MethodGet {
 		return notAuthenticated()
 	}
-	next := c.OriginalURL()
-	if next == "/" {
+	q := url.Values{}
+	if next := c.OriginalURL(); next != "/" {
+		q.Set("next", next)
+	}
+	if ended, _ := c.Locals(localEnded).(bool); ended {
+		q.Set("ended", "1") // the login page says why it is shown
+	}
+	if len(q) == 0 {
 		return c.Redirect("/login", http.StatusSeeOther)
 	}
-	return c.Redirect("/login?next="+url.QueryEscape(next), http.StatusSeeOther)
+	return c.Redirect("/login?"+q.Encode(), http.StatusSeeOther)
 }
 
 // csrfHeader enforces CONTRACT.md's rule: a state-changing API call made with a session cookie carries
@@ -248,9 +261,7 @@ func (s *Server) sameOriginForm(c *fiber.Ctx) error {
 	origin := c.Get("Origin")
 	crossSite := site == "cross-site" || site == "same-site" || (origin != "" && origin != s.cfg.Origin())
 	if crossSite {
-		return &Problem{Status: http.StatusForbidden, Cause: CauseCSRFTokenInvalid, Title: "Form sent from another site",
-			Detail: "This form was submitted from a page that is not beadbff's own, so it was refused and nothing was done. " +
-				"Open beadbff directly and try again."}
+		return crossSiteForm(s.cfg.Origin(), origin, site)
 	}
 	return c.Next()
 }

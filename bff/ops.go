@@ -40,9 +40,7 @@ func (s *Server) staticAsset(c *fiber.Ctx) error {
 
 func (s *Server) helpPage(c *fiber.Ctx) error {
 	v := views.HelpView{Page: s.page(c, "Troubleshooting 403 Forbidden"), SupportEmail: supportEmail}
-	for _, ci := range causeGuide {
-		v.Causes = append(v.Causes, views.HelpCause{Code: ci.Code, Title: ci.Title, Meaning: ci.Meaning, Fix: ci.Fix})
-	}
+	v.Causes = helpSections()
 	return render(c, http.StatusOK, views.Help(v))
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -20,6 +21,7 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"beadbff/bff/bead"
+	"beadbff/bff/diagnose"
 	"beadbff/session"
 	"beadbff/views"
 )
@@ -102,12 +104,33 @@ func parseAmountJSON(raw json.RawMessage) (decimal.Decimal, string) {
 			return decimal.Decimal{}, "Not an amount."
 		}
 	}
-	d, err := bead.ParseAmount(text)
-	if err != nil {
-		return decimal.Decimal{}, sentence(err.Error())
+	text = strings.TrimSpace(text)
+	switch {
+	case strings.HasPrefix(text, "-"):
+		return decimal.Decimal{}, "The amount must be more than zero."
+	case !plainAmount.MatchString(text):
+		return decimal.Decimal{}, "Enter the amount as a number with a dot before the cents, e.g. 12.50."
+	case tooManyDecimals.MatchString(text):
+		return decimal.Decimal{}, "Use at most two decimals (cents), e.g. 12.50."
 	}
-	return d, ""
+	d, err := bead.ParseAmount(text)
+	switch {
+	case err == nil:
+		return d, ""
+	case d.IsZero() && strings.Trim(text, "0.") == "":
+		return decimal.Decimal{}, "The amount must be more than zero."
+	}
+	msg := strings.TrimPrefix(err.Error(), bead.ErrInvalidAmount.Error()+": ")
+	if most, ok := strings.CutPrefix(msg, "more than "); ok {
+		return decimal.Decimal{}, "The amount may be at most " + most + "."
+	}
+	return decimal.Decimal{}, sentence(msg)
 }
+
+var (
+	plainAmount     = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+	tooManyDecimals = regexp.MustCompile(`\.[0-9]{3,}$`)
+)
 
 func printable(s string) bool {
 	for _, r := range s {
@@ -135,6 +158,10 @@ func sentence(s string) string {
 // Idempotency-Key for both tries) and records it for the dashboard and the checkout page.
 func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentInput) (*session.Payment, error) {
 	req, err := validatePayment(in, sess)
+	if p, ok := asProblem(err); ok && p.Cause == CauseTerminalMismatch {
+		return nil, s.localIncident(c, sess, diagnose.OpCreatePayment, diagnose.LocalTerminalMismatch, p.Detail,
+			diagnose.Resource{TerminalID: in.TerminalID, MerchantID: in.MerchantID})
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"beadbff/bff/diagnose"
 	"beadbff/views"
 )
 
@@ -48,6 +49,10 @@ type Problem struct {
 	Bundle     *views.SupportBundle
 	Fields     map[string]string // per-field messages of an invalid request
 	Err        error             // the underlying error, for the log only
+
+	// A diagnosed failure of a call to Bead (see incidents.go): its stored incident and the checklist.
+	IncidentID string
+	Incident   *incidentRecord
 }
 
 func (p *Problem) Error() string {
@@ -69,7 +74,13 @@ type problemBody struct {
 	RequestID string            `json:"requestId"`
 	HelpURL   string            `json:"helpUrl"`
 	Errors    map[string]string `json:"errors,omitempty"`
-	Support   *supportBody      `json:"support,omitempty"`
+
+	// A diagnosed failure of a call to Bead.
+	IncidentID  string           `json:"incidentId,omitempty"`
+	IncidentURL string           `json:"incidentUrl,omitempty"`
+	Confidence  string           `json:"confidence,omitempty"`
+	Checks      []diagnose.Check `json:"checks,omitempty"`
+	Support     *supportBody     `json:"support,omitempty"`
 }
 
 type supportBody struct {

@@ -12,7 +12,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	app := s.app
 
 	// Every request: an id, a log line and metrics, security headers.
-	app.Use(s.requestID, s.accessLog, s.securityHeaders)
+	app.Use(s.requestID, s.accessLog, s.securityHeaders, s.htmlNoStore)
 
 	// Static assets: immutable, content-hashed names.
 	app.Get("/static/:name", s.staticAsset)
@@ -26,8 +26,9 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	// one send the browser to /login.
 	sess := s.withOptionalSession
 	app.Get("/help/403", sess, s.helpPage)
+	app.Get("/help/incidents/:incidentId", sess, s.incidentPage)
 	app.Get("/login", sess, s.loginPage)
-	app.Post("/login", s.sameOriginForm, sess, s.loginSubmit)
+	app.Post("/login", s.sameOriginForm, s.loginFormToken, sess, s.loginSubmit)
 	app.Post("/logout", s.sameOriginForm, sess, s.requirePageSession, s.formToken, s.logoutSubmit)
 	app.Get("/", sess, s.requirePageSession, s.dashboardPage)
 	app.Get("/payments/new", sess, s.requirePageSession, s.newPaymentPage)
@@ -36,7 +37,8 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	app.Get("/payments/:trackingId/qr.png", sess, s.requirePageSession, s.paymentQR)
 
 	// The JSON API for front-end apps.
-	api := app.Group("/api/v1", s.apiHeaders, sess, s.csrfHeader)
+	// CORS first: preflights are answered, and foreign origins refused, before any session or store work.
+	api := app.Group("/api/v1", s.cors, s.apiHeaders, sess, s.csrfHeader)
 	api.Post("/session", s.apiLogin)
 	api.Get("/session", s.requireAPISession, s.apiWhoAmI)
 	api.Delete("/session", s.apiLogout)
@@ -44,6 +46,14 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	api.Get("/payments", s.requireAPISession, s.apiListPayments)
 	api.Get("/payments/:trackingId", s.requireAPISession, s.apiGetPayment)
 	api.Use(s.apiNotFound)
+
+	// The embeddable checkout merchant sites frame: no session, no cookie; only FRAME_ANCESTORS may frame it.
+	embed := app.Group("/embed", s.embedHeaders)
+	embed.Get("/beadbff-embed.js", s.embedHelperScript)
+	embed.Get("/checkout/:checkoutId", s.embedCheckoutPage)
+	embed.Get("/checkout/:checkoutId/status", s.embedCheckoutStatus)
+	embed.Get("/checkout/:checkoutId/qr.png", s.embedCheckoutQR)
+	embed.Use(s.embedNotFound)
 
 	// Anything else.
 	app.Use(s.pageNotFound)

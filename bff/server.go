@@ -30,6 +30,7 @@ type beadAPI interface {
 	Discover(ctx context.Context) error
 	CreatePayment(ctx context.Context, accessToken string, req bead.CreatePaymentRequest, idempotencyKey string) (*bead.CreatedPayment, error)
 	Tracking(ctx context.Context, accessToken, trackingID string) (*bead.PaymentStatus, error)
+	Probe(ctx context.Context, accessToken string) error
 }
 
 // Deps is everything the server is built from.
@@ -57,6 +58,7 @@ type Server struct {
 
 	refreshes singleflight.Group // one refresh at a time per session, in this process
 	ready     readiness
+	web       *browserSurface // CORS, framing, login form tokens and throttling, embedded checkouts
 }
 
 // bodyLimit bounds every request body: payments and logins are small.
@@ -86,6 +88,7 @@ func New(d Deps) (*Server, error) {
 		demo:    d.DemoCredentials,
 	}
 	s.ready = readiness{ttl: 2 * time.Second, mu: make(chan struct{}, 1)}
+	s.web = newBrowserSurface(d.Config, d.Bead, d.Registry, d.Now)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "beadbff",
 		ErrorHandler:          s.errorHandler,
@@ -101,6 +104,7 @@ func New(d Deps) (*Server, error) {
 	})
 	s.routes(d.Registry)
 	s.stampEveryAnswer()
+	s.stampAPIAnswers()
 	return s, nil
 }
 

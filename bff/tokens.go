@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"beadbff/bff/bead"
+	"beadbff/bff/diagnose"
 	"beadbff/config"
 	"beadbff/session"
 	"beadbff/views"
@@ -58,13 +59,28 @@ func (s *Server) withBead(c *fiber.Ctx, sess *session.Session, op string, call b
 	}
 	first := s.timedCall(ctx, op, sess.Token.AccessToken, call)
 	if first == nil || !bead.IsAuthFailure(first) {
-		return s.beadProblem(c, sess, op, first, false)
+		return s.beadProblem(c, sess, op, first, diagnose.Recovery{FirstStatus: statusOf(first)})
 	}
+	rec := diagnose.Recovery{FirstStatus: statusOf(first), Refreshed: true}
 	if err := s.refresh(ctx, sess, sess.Token.AccessToken, "after_"+statusWord(first)); err != nil {
-		return s.refreshProblem(c, sess, err)
+		rec.RefreshErr = err
+		if bead.IsInvalidGrant(err) || errors.Is(err, session.ErrUnavailable) || errors.Is(err, errRefreshBusy) {
+			return s.refreshProblem(c, sess, err)
+		}
+		// The realm could not be asked: diagnose the refusal we have, with what was tried.
+		return s.beadProblem(c, sess, op, first, rec)
 	}
+	rec.Retried = true
 	second := s.timedCall(ctx, op, sess.Token.AccessToken, call)
-	return s.beadProblem(c, sess, op, second, true)
+	return s.beadProblem(c, sess, op, second, rec)
+}
+
+func statusOf(err error) int {
+	var ae *bead.APIError
+	if errors.As(err, &ae) {
+		return ae.Status
+	}
+	return 0
 }
 
 func statusWord(err error) string {
@@ -217,86 +233,40 @@ func (s *Server) refreshProblem(c *fiber.Ctx, sess *session.Session, err error) 
 			Detail:     "Bead no longer accepts this session's refresh token (it expired, was revoked or was already used). Log in again.",
 			LoginAgain: true, Err: err}
 	}
-	return s.beadProblem(c, sess, "refresh grant", err, false)
+	return s.diagnoseFailure(c, sess, diagnose.OpRefreshGrant, err, diagnose.Recovery{RefreshErr: err})
 }
 
-// beadProblem turns a failed call to Bead into what the client is shown. The full diagnosis of every
-// cause is issue 3's; this names the causes that are certain from the answer alone and always attaches
-// the support bundle Bead's support asks for.
-func (s *Server) beadProblem(c *fiber.Ctx, sess *session.Session, op string, err error, retried bool) error {
+// beadProblem turns a failed call to Bead into what the client is shown. A request Bead found invalid and
+// a payment it does not know are answered plainly; everything else is diagnosed (diagnoseFailure).
+func (s *Server) beadProblem(c *fiber.Ctx, sess *session.Session, op string, err error, rec diagnose.Recovery) error {
 	if err == nil {
 		return nil
 	}
-	var (
-		ae *bead.APIError
-		te *bead.TransportError
-		ke *bead.TokenError
-	)
-	p := &Problem{Err: err}
-	var sent bead.SentRequest
-	switch {
-	case errors.As(err, &ae):
-		sent = ae.Request
-		switch {
-		case ae.Status == http.StatusTooManyRequests:
-			p.Status, p.Cause, p.Title = http.StatusTooManyRequests, CauseRateLimited, "Bead is rate-limiting this terminal"
-			p.Detail = "Bead answered 429 Too Many Requests. This is not an authorisation problem: wait and try again."
-			p.RetryAfter = max(ae.RetryAfter, time.Second)
-		case ae.Status >= 500:
-			p.Status, p.Cause, p.Title = http.StatusBadGateway, CauseBeadUnavailable, "Bead is not answering properly"
-			p.Detail = fmt.Sprintf("Bead answered %d to %s. Try again in a moment.", ae.Status, op)
-		case ae.Status == http.StatusForbidden && ae.Shape == bead.ShapeHTML:
-			p.Status, p.Cause, p.Title = http.StatusBadGateway, CauseBlockedBeforeBead, "Blocked before reaching Bead"
-			p.Detail = "The 403 came as an HTML page from a firewall or proxy in front of Bead, not from Bead's API."
-		case ae.Status == http.StatusForbidden && ae.Shape == bead.ShapeEmpty && retried:
-			// Bead's bare 403 to a fresh, accepted token: the request's terminal, merchant or payment is not
-			// the token's (bead-api.md §4). The diagnosis of issue 3 weighs this further.
-			p.Status, p.Cause, p.Title = http.StatusForbidden, CauseTerminalMismatch, "Not this terminal's"
-			p.Detail = "Bead refused the request with a bare 403 even with a freshly refreshed token: the payment or ids it names belong to another terminal or merchant."
-		case ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden:
-			p.Status, p.Cause = http.StatusForbidden, CauseUnknown
-			p.Title = fmt.Sprintf("Bead refused the request (%d)", ae.Status)
-			p.Detail = "Bead refused the call even after this server refreshed the token and retried once. The support bundle below is what Bead's support needs."
-			if !retried {
-				p.Detail = "Bead refused the call."
-			}
-		case ae.Status == http.StatusNotFound:
+	var ae *bead.APIError
+	var te *bead.TransportError
+	var ke *bead.TokenError
+	if !errors.As(err, &ae) && !errors.As(err, &te) && !errors.As(err, &ke) {
+		return err // not an answer of Bead's: a bug or a refused id, handled by the error mapping
+	}
+	if ae != nil {
+		switch ae.Status {
+		case http.StatusNotFound:
 			return notFound("The payment")
-		case ae.Status == http.StatusBadRequest || ae.Status == http.StatusUnprocessableEntity:
-			p.Status, p.Cause, p.Title = http.StatusBadRequest, CauseInvalidRequest, "Bead did not accept the request"
-			p.Detail = firstNonEmpty(ae.Detail, ae.Title, "Bead found the request invalid.")
-			if len(ae.FieldErrors) > 0 {
-				p.Fields = map[string]string{}
-				for f, msgs := range ae.FieldErrors {
-					if len(msgs) > 0 {
-						p.Fields[f] = msgs[0]
+		case http.StatusBadRequest, http.StatusUnprocessableEntity:
+			p := &Problem{Status: http.StatusBadRequest, Cause: CauseInvalidRequest, Title: "Bead did not accept the request",
+				Detail: firstNonEmpty(ae.Detail, ae.Title, "Bead found the request invalid."), Err: err}
+			for f, msgs := range ae.FieldErrors {
+				if len(msgs) > 0 {
+					if p.Fields == nil {
+						p.Fields = map[string]string{}
 					}
+					p.Fields[f] = msgs[0]
 				}
 			}
-		default:
-			p.Status, p.Cause, p.Title = http.StatusBadGateway, CauseUnknown, fmt.Sprintf("Bead answered %d", ae.Status)
+			return p
 		}
-	case errors.As(err, &te):
-		sent = te.Request
-		p.Status, p.Cause, p.Title = http.StatusBadGateway, CauseBeadUnavailable, "Bead could not be reached"
-		p.Detail = "The call to Bead got no answer. Try again in a moment."
-		if te.Timeout {
-			p.Status, p.Detail = http.StatusGatewayTimeout, "Bead did not answer in time. Try again in a moment."
-		}
-	case errors.As(err, &ke):
-		sent = ke.Request
-		p.Status, p.Cause, p.Title = http.StatusBadGateway, CauseUnknown, "Bead's identity realm refused the request"
-		p.Detail = firstNonEmpty(ke.Description, ke.Code)
-		if ke.Code == "invalid_client" || ke.Code == "unauthorized_client" || ke.Code == "invalid_scope" {
-			p.Cause = CauseWrongClientOrScope
-		}
-	default:
-		return err
 	}
-	if p.Status == http.StatusForbidden || p.Cause == CauseBlockedBeforeBead || p.Cause == CauseUnknown {
-		p.Bundle = supportBundle(s.now(), sent, sess.Token.AccessToken, s.envLabel())
-	}
-	return p
+	return s.diagnoseFailure(c, sess, op, err, rec)
 }
 
 // supportBundle is exactly what Bead's 403 article asks to send to support: the time with its zone, the

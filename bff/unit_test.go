@@ -149,7 +149,7 @@ func TestEveryCauseHasAHelpSection(t *testing.T) {
 		CauseCSRFHeaderMissing, CauseRateLimited, CauseBeadUnavailable, CauseSessionStoreUnavailable, CauseNotAuthenticated,
 		CauseInvalidRequest, CauseUnknown, CauseInvalidCredentials, CauseNotFound, CauseCSRFTokenInvalid, CauseInternal}
 	have := map[string]bool{}
-	for _, c := range causeGuide {
+	for _, c := range helpSections() {
 		if have[c.Code] {
 			t.Errorf("cause %s has two sections", c.Code)
 		}
@@ -162,5 +162,29 @@ func TestEveryCauseHasAHelpSection(t *testing.T) {
 		if !have[c] {
 			t.Errorf("cause %s has no section on /help/403", c)
 		}
+	}
+}
+
+// Each kind of bad amount gets a message that says what is wrong with it (a regression: "1.005" and "-1"
+// were once both called "not a plain decimal number").
+func TestAmountMessages(t *testing.T) {
+	for in, want := range map[string]string{
+		`"abc"`:           "Enter the amount as a number with a dot before the cents, e.g. 12.50.",
+		`"12,50"`:         "Enter the amount as a number with a dot before the cents, e.g. 12.50.",
+		`"-1"`:            "The amount must be more than zero.",
+		`-1`:              "The amount must be more than zero.",
+		`"0"`:             "The amount must be more than zero.",
+		`0.00`:            "The amount must be more than zero.",
+		`"1.005"`:         "Use at most two decimals (cents), e.g. 12.50.",
+		`""`:              "Enter the amount as a number with a dot before the cents, e.g. 12.50.",
+		`null`:            "Enter an amount, e.g. 12.50.",
+		`"1000000000.00"`: "The amount may be at most 999999999.99.",
+	} {
+		if _, got := parseAmountJSON(json.RawMessage(in)); got != want {
+			t.Errorf("parseAmountJSON(%s) = %q, want %q", in, got, want)
+		}
+	}
+	if d, msg := parseAmountJSON(json.RawMessage(`"0.10"`)); msg != "" || d.String() != "0.1" {
+		t.Errorf(`parseAmountJSON("0.10") = %v, %q`, d, msg)
 	}
 }

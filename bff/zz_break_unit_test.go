@@ -54,6 +54,7 @@ func (f *fakeBead) Discover(context.Context) error       { return nil }
 func (f *fakeBead) CreatePayment(context.Context, string, bead.CreatePaymentRequest, string) (*bead.CreatedPayment, error) {
 	return nil, errors.New("unused")
 }
+func (f *fakeBead) Probe(context.Context, string) error { return nil }
 func (f *fakeBead) Tracking(_ context.Context, _ string, id string) (*bead.PaymentStatus, error) {
 	f.trackingCalls++
 	return &bead.PaymentStatus{TrackingID: id, Status: bead.StatusCreated}, nil

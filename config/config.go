@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -46,6 +47,9 @@ type Config struct {
 	TerminalPassword string // BEAD_TERMINAL_PASSWORD (secret)
 
 	WebhookSecrets [][]byte // BEAD_WEBHOOK_SECRET (secret), decoded
+	// WebhookLegacyHex (BEAD_WEBHOOK_LEGACY_HEX) also accepts the legacy signature: a hex HMAC of the
+	// body alone, with no timestamp in the MAC, which cannot tell a replay from a delivery.
+	WebhookLegacyHex bool
 
 	RedisURL string // REDIS_URL (may hold a password: secret in String)
 
@@ -54,8 +58,13 @@ type Config struct {
 	SessionIdleTimeout   time.Duration
 	SessionMaxLifetime   time.Duration
 
-	CORSAllowedOrigins []string // CORS_ALLOWED_ORIGINS
-	FrameAncestors     []string // FRAME_ANCESTORS
+	CORSAllowedOrigins []string      // CORS_ALLOWED_ORIGINS
+	CORSMaxAge         time.Duration // CORS_MAX_AGE: how long browsers may cache a preflight; 0 is sent as 0
+	FrameAncestors     []string      // FRAME_ANCESTORS
+
+	LoginLimitUsername Rate           // LOGIN_LIMIT_PER_USERNAME
+	LoginLimitAddress  Rate           // LOGIN_LIMIT_PER_ADDRESS
+	TrustedProxies     []netip.Prefix // BFF_TRUSTED_PROXIES: whose X-Forwarded-For names the client
 
 	LogFormat string // LOG_FORMAT: "json", "text" or "" (json unless stderr is a terminal)
 	LogLevel  string // LOG_LEVEL: debug, info, warn, error
@@ -141,6 +150,13 @@ func Load(getenv func(string) string) *Config {
 		}
 		c.WebhookSecrets = secrets
 	}
+	switch v := strings.ToLower(get("BEAD_WEBHOOK_LEGACY_HEX", "false")); v {
+	case "1", "true", "yes", "on":
+		c.WebhookLegacyHex = true
+	case "0", "false", "no", "off":
+	default:
+		ps = append(ps, Problem{"BEAD_WEBHOOK_LEGACY_HEX", fmt.Sprintf("want true or false, got %q", v)})
+	}
 	if v := get("SESSION_KEYS", ""); v != "" {
 		keys, err := decodeList(v, 32)
 		if err != nil {
@@ -150,6 +166,7 @@ func Load(getenv func(string) string) *Config {
 	}
 	c.CORSAllowedOrigins = list(get("CORS_ALLOWED_ORIGINS", ""))
 	c.FrameAncestors = list(get("FRAME_ANCESTORS", ""))
+	loadBrowserSettings(c, get, &ps)
 	c.parseProblems = ps
 	return c
 }
@@ -159,12 +176,12 @@ func (c *Config) Validate() Problems {
 	ps := append(Problems(nil), c.parseProblems...)
 	add := func(v, format string, args ...any) { ps = append(ps, Problem{v, fmt.Sprintf(format, args...)}) }
 
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		add("BFF_ADDR", "want host:port, got %q", c.Addr)
+	if err := checkAddr(c.Addr); err != nil {
+		add("BFF_ADDR", "%v", err)
 	}
 	if c.Demo {
-		if _, _, err := net.SplitHostPort(c.SandboxAddr); err != nil {
-			add("BFF_SANDBOX_ADDR", "want host:port, got %q", c.SandboxAddr)
+		if err := checkAddr(c.SandboxAddr); err != nil {
+			add("BFF_SANDBOX_ADDR", "%v", err)
 		}
 	}
 	if u := c.PublicURL; u != nil {
@@ -231,6 +248,7 @@ func (c *Config) Validate() Problems {
 			add("FRAME_ANCESTORS", "%q: %v", o, err)
 		}
 	}
+	validateBrowserSettings(c, add)
 	switch c.LogFormat {
 	case "", "json", "text":
 	default:
@@ -268,6 +286,9 @@ func (c *Config) String() string {
 	}
 	line("mode", mode)
 	line("BFF_ADDR", c.Addr)
+	if c.Demo {
+		line("BFF_SANDBOX_ADDR", c.SandboxAddr)
+	}
 	if c.PublicURL != nil {
 		line("BFF_PUBLIC_URL", c.PublicURL.String())
 	}
@@ -280,6 +301,9 @@ func (c *Config) String() string {
 	line("BEAD_TERMINAL_USERNAME", orUnset(c.TerminalUsername))
 	line("BEAD_TERMINAL_PASSWORD", secret(c.TerminalPassword != ""))
 	line("BEAD_WEBHOOK_SECRET", countOf(len(c.WebhookSecrets), "secret"))
+	if c.WebhookLegacyHex {
+		line("BEAD_WEBHOOK_LEGACY_HEX", "true (hex signatures without a timestamp are accepted)")
+	}
 	line("REDIS_URL", redactURL(c.RedisURL))
 	if c.SessionKeysGenerated {
 		line("SESSION_KEYS", "generated for this process (sessions end at restart)")
@@ -290,6 +314,12 @@ func (c *Config) String() string {
 	line("SESSION_MAX_LIFETIME", c.SessionMaxLifetime.String())
 	line("CORS_ALLOWED_ORIGINS", orUnset(strings.Join(c.CORSAllowedOrigins, ",")))
 	line("FRAME_ANCESTORS", orUnset(strings.Join(c.FrameAncestors, ",")))
+	line("CORS_MAX_AGE", c.CORSMaxAge.String())
+	line("LOGIN_LIMIT_PER_USERNAME", c.LoginLimitUsername.String())
+	line("LOGIN_LIMIT_PER_ADDRESS", c.LoginLimitAddress.String())
+	line("BFF_TRUSTED_PROXIES", orUnset(prefixList(c.TrustedProxies)))
+	line("LOG_FORMAT", firstOr(c.LogFormat, "json (text on a terminal)"))
+	line("LOG_LEVEL", c.LogLevel)
 	return b.String()
 }
 
@@ -324,6 +354,18 @@ func CheckOriginPattern(o string) error {
 		if strings.Count(rest, ".") < 1 {
 			return errors.New("a wildcard needs a registrable domain below it (https://*.example.com, not https://*.com)")
 		}
+	}
+	return nil
+}
+
+// checkAddr accepts host:port with a port from 0 (any free one) to 65535.
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port, got %q", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q: want a number from 0 to 65535", port)
 	}
 	return nil
 }
@@ -390,6 +432,13 @@ func hasWord(s, w string) bool {
 		}
 	}
 	return false
+}
+
+func firstOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func orUnset(s string) string {

@@ -134,3 +134,14 @@ func TestIdentityWithoutAPIIsAProblem(t *testing.T) {
 		t.Errorf("want one BEAD_IDENTITY_URL problem, got %v", ps)
 	}
 }
+
+func TestAddrPortRange(t *testing.T) {
+	c := Load(env(map[string]string{"BFF_ADDR": "127.0.0.1:99999", "BFF_SANDBOX_ADDR": "127.0.0.1:-1"}))
+	got := map[string]int{}
+	for _, p := range c.Validate() {
+		got[p.Var]++
+	}
+	if diff := cmp.Diff(map[string]int{"BFF_ADDR": 1, "BFF_SANDBOX_ADDR": 1}, got); diff != "" {
+		t.Errorf("out-of-range ports (-want +got):\n%s", diff)
+	}
+}

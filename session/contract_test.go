@@ -716,6 +716,41 @@ var contractCases = []struct {
 		}
 	}},
 
+	{"incidents are found only by the session that met them", func(t *testing.T, h *harness) {
+		st := h.open(t, Options{})
+		ctx := context.Background()
+		mine, _ := st.NewID()
+		other, _ := st.NewID()
+		data := []byte(`{"cause":"token_expired","jwtPrefix":"eyJhbGciOi"}`)
+		if err := st.SaveIncident(ctx, mine, "inc-1", data, time.Second); err != nil {
+			t.Fatalf("SaveIncident: %v", err)
+		}
+		got, err := st.LoadIncident(ctx, mine, "inc-1")
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("LoadIncident(own) = %q, %v", got, err)
+		}
+		for _, tc := range []struct{ name, sess, id string }{
+			{"another session", other, "inc-1"},
+			{"no session", "", "inc-1"},
+			{"unknown id", mine, "inc-2"},
+			{"malformed id", mine, strings.Repeat("x", 500)},
+		} {
+			_, err := st.LoadIncident(ctx, tc.sess, tc.id)
+			wantErrIs(t, "LoadIncident("+tc.name+")", err, ErrNotFound)
+		}
+		for _, k := range h.keys(t) {
+			if strings.Contains(k, mine) {
+				t.Errorf("key %q holds the session id in clear", k)
+			}
+			if v, ok := h.rawGet(t, k); ok && bytes.Contains(v, []byte("token_expired")) {
+				t.Errorf("incident stored unsealed under %q", k)
+			}
+		}
+		h.elapse(time.Second + 100*time.Millisecond)
+		_, err = st.LoadIncident(ctx, mine, "inc-1")
+		wantErrIs(t, "LoadIncident after its ttl", err, ErrNotFound)
+	}},
+
 	{"payment put and get", func(t *testing.T, h *harness) {
 		st := h.open(t, Options{})
 		want := payment("term-1", "trk-1", h.now())

@@ -65,6 +65,11 @@ type Payment struct {
 	StatusCode   string    `json:"statusCode"`
 	CreatedAt    time.Time `json:"createdAt"`
 	UpdatedAt    time.Time `json:"updatedAt"`
+
+	// PendingStatus is a status a verified webhook announced that a status read from Bead has not yet
+	// confirmed ("" when none). StatusCode only ever comes from Bead's own answers, so nothing is shown
+	// as paid on a webhook's word alone.
+	PendingStatus string `json:"pendingStatus,omitempty"`
 }
 
 // Store is what the web server needs to keep. Every method honours ctx's deadline; failures of the backend
@@ -106,6 +111,31 @@ type Store interface {
 	// process sharing the store (one token refresh at a time).
 	Lock(ctx context.Context, name string, ttl time.Duration) (string, error)
 	Unlock(ctx context.Context, name, token string) error
+
+	// TakeAttempt claims one of limit attempt slots of name for window (login throttling, shared by every
+	// process on the store) and returns a ticket; when all are held it returns no ticket and how long
+	// until one frees. ReturnAttempt gives a ticket's slot back: an attempt that should not count.
+	TakeAttempt(ctx context.Context, name string, limit int, window time.Duration) (ticket string, retryAfter time.Duration, err error)
+	ReturnAttempt(ctx context.Context, name, ticket string) error
+
+	// SaveIncident keeps a diagnosed failure for ttl under the session that met it; LoadIncident finds
+	// it only with that session's id (ErrNotFound otherwise).
+	SaveIncident(ctx context.Context, sessionID, incidentID string, data []byte, ttl time.Duration) error
+	LoadIncident(ctx context.Context, sessionID, incidentID string) ([]byte, error)
+
+	// Webhooks (webhooks.go). ClaimWebhookEvent stores an accepted change unless it is stored (SET NX),
+	// and says whether this call stored it; UpdateWebhookEvent records what processing did with it;
+	// PendingWebhookEvents finds accepted changes not yet processed (after a crash).
+	ClaimWebhookEvent(ctx context.Context, ev WebhookEvent) (stored *WebhookEvent, first bool, err error)
+	UpdateWebhookEvent(ctx context.Context, ev WebhookEvent) error
+	PendingWebhookEvents(ctx context.Context, receivedBefore time.Time, limit int) ([]WebhookEvent, error)
+	// RecordWebhookDelivery and WebhookDeliveries keep the recent deliveries per terminal ("" is the
+	// server-wide log of refusals), newest first.
+	RecordWebhookDelivery(ctx context.Context, d WebhookDelivery) error
+	WebhookDeliveries(ctx context.Context, terminalID string, limit int) ([]WebhookDelivery, error)
+	// SaveWebhookSecret keeps a terminal's registered signing secret, sealed; WebhookSecrets lists them all.
+	SaveWebhookSecret(ctx context.Context, terminalID string, secret []byte, url string) error
+	WebhookSecrets(ctx context.Context) ([]WebhookSecret, error)
 
 	// Close releases the backend's connections.
 	Close() error

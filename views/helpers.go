@@ -129,3 +129,27 @@ func bundleText(b SupportBundle) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// firstInvalid names the first field of the new-payment form that has an error, in the form's order, so
+// that focus lands on it after a refused submit (not on <body>).
+func firstInvalid(errs map[string]string) string {
+	for _, f := range []string{"amount", "reference", "description"} {
+		if errs[f] != "" {
+			return f
+		}
+	}
+	return ""
+}
+
+// checkLabel is a checklist status in words (the status word stays in data-status for styling).
+func checkLabel(status string) string {
+	switch status {
+	case "passed":
+		return "Passed"
+	case "failed":
+		return "Failed"
+	case "not_applicable":
+		return "Not applicable"
+	}
+	return status
+}

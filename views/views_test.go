@@ -191,6 +191,8 @@ func everyPage() []struct {
 		{"payment", Payment(samplePaymentView())},
 		{"error with bundle", Error(sampleForbidden())},
 		{"error log in again", Error(sampleLoginAgain())},
+		{"help", Help(sampleHelp())},
+		{"incident", Incident(sampleIncident())},
 	}
 }
 

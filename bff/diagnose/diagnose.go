@@ -236,7 +236,12 @@ func Diagnose(in Incident) Diagnosis {
 	d := Diagnosis{Cause: v.cause, Confidence: v.confidence, Summary: v.summary}
 	if info, ok := LookupCause(v.cause); ok {
 		d.AutoRecoverable = info.AutoRecoverable
-		d.Fix = append(v.fix, info.Fix...)
+		// Steps written for this incident replace the cause's general ones, which would repeat them
+		// or (for a header stripped on the way) point at the wrong side.
+		d.Fix = v.fix
+		if len(d.Fix) == 0 {
+			d.Fix = info.Fix
+		}
 	}
 	if v.auto != nil {
 		d.AutoRecoverable = *v.auto

@@ -86,7 +86,8 @@ func escapeText(b []byte, max int) (string, bool) {
 	return sb.String(), false
 }
 
-// looksBinary: a NUL byte, or more than a tenth of the first KiB not decoding as text.
+// looksBinary: a NUL byte, or more than a tenth of the first KiB (and more than two bytes: a short
+// message with a stray escape is still text) not decoding as text.
 func looksBinary(b []byte) bool {
 	head := b[:min(len(b), 1024)]
 	bad := 0
@@ -102,7 +103,7 @@ func looksBinary(b []byte) bool {
 		}
 		i += size
 	}
-	return bad*10 > len(head)
+	return bad > 2 && bad*10 > len(head)
 }
 
 func trimSpaceBytes(b []byte) []byte {
@@ -116,7 +117,9 @@ func trimSpaceBytes(b []byte) []byte {
 	return b[start:end]
 }
 
-func isASCIISpace(c byte) bool { return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f' }
+func isASCIISpace(c byte) bool {
+	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f'
+}
 
 // stamp is how evidence writes a moment: UTC, to the second, with its zone.
 func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
@@ -150,7 +153,7 @@ func span(d time.Duration) string {
 	return fmt.Sprintf("%d days", int(d.Round(time.Hour)/(24*time.Hour)))
 }
 
-// relative says how a moment stands to a reference: "4 min 12 s before", "in 57 min".
+// beforeOrAfter says how a moment stands to a reference: "4 min 12 s before", "57 min after".
 func beforeOrAfter(t, ref time.Time) string {
 	if t.Before(ref) {
 		return span(ref.Sub(t)) + " before"

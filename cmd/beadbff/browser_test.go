@@ -82,3 +82,60 @@ func TestBrowserStaffFlow(t *testing.T) {
 	}
 	browsertest.Screenshot(t, ctx, "5-dashboard")
 }
+
+// A refusal in the browser: the staff member lands on the diagnosis (cause, evidence, checklist, support
+// bundle), can copy the bundle, and finds the cause explained on /help/403.
+func TestBrowserIncidentPage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test; run without -short")
+	}
+	e := startEnv(t, envOptions{noRedis: true})
+	term := e.sandbox.Terminals()[0]
+	ctx := browsertest.New(t, browsertest.Options{})
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	step := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			browsertest.Screenshot(t, ctx, "failure")
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	step("log in", chromedp.Do(ctx,
+		chromedp.Navigate(e.url+"/login"),
+		chromedp.SendKeys(css(`#username`), term.TerminalID),
+		chromedp.SendKeys(css(`#password`), term.Password),
+		chromedp.Submit(css(`#password`)),
+		chromedp.WaitVisible(css(`[data-testid="new-payment-link"]`)),
+		chromedp.Navigate(e.url+"/payments/new"),
+		chromedp.WaitVisible(css(`#amount`)),
+	))
+	e.sb("POST", "/_sandbox/faults", map[string]any{"kind": "waf_block", "count": 2})
+	step("create into a WAF", chromedp.Do(ctx,
+		chromedp.SendKeys(css(`#amount`), "5.00"),
+		chromedp.SendKeys(css(`#reference`), "blocked-order"),
+		chromedp.Submit(css(`#amount`)),
+		chromedp.WaitVisible(css(`[data-testid="incident"]`)),
+	))
+	cause, err := chromedp.Run(ctx, chromedp.Text(css(`[data-testid="incident-cause"]`)))
+	step("read the cause", err)
+	if cause != "blocked_before_bead" {
+		t.Errorf("incident cause on the page = %q, want blocked_before_bead", cause)
+	}
+	prefix, err := chromedp.Run(ctx, chromedp.Text(css(`[data-testid="bundle-jwt-prefix"]`)))
+	step("read the JWT prefix", err)
+	if len(prefix) != 50 || !strings.HasPrefix(prefix, "eyJ") {
+		t.Errorf("support bundle JWT prefix %q: want the first 50 characters", prefix)
+	}
+	browsertest.Screenshot(t, ctx, "1-incident")
+	link, err := chromedp.Run(ctx, chromedp.AttributeValue(css(`[data-testid="incident-link"]`), "href"))
+	step("read the incident link", err)
+	step("open the stored incident", chromedp.Do(ctx,
+		chromedp.Navigate(e.url+link.Value),
+		chromedp.WaitVisible(css(`[data-testid="incident-evidence"]`)),
+	))
+	step("open the guide at the cause", chromedp.Do(ctx,
+		chromedp.Navigate(e.url+"/help/403#blocked_before_bead"),
+		chromedp.WaitVisible(css(`section#blocked_before_bead`)),
+	))
+	browsertest.Screenshot(t, ctx, "2-help-403")
+}

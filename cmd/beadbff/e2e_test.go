@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -94,6 +95,14 @@ func TestEndToEndAPI(t *testing.T) {
 	if r := e.api(app, "GET", "/api/v1/session", nil); r.status != http.StatusUnauthorized || r.json(t)["cause"] != "not_authenticated" {
 		t.Errorf("session after refresh failure: %d %s, want 401 not_authenticated", r.status, r.body)
 	}
+	// A browser coming back is sent to the login page, which says why.
+	back := e.do(app, "GET", e.url+"/payments/"+id, nil, nil)
+	if loc := back.header.Get("Location"); back.status != http.StatusSeeOther || !strings.Contains(loc, "ended=1") {
+		t.Errorf("page after the session ended: %d %q, want a redirect to the login page saying it ended", back.status, loc)
+	}
+	if login := e.do(app, "GET", e.url+"/login?ended=1", nil, nil); !bytes.Contains(login.body, []byte("Your session has ended")) {
+		t.Error("the login page does not say the session ended")
+	}
 
 	// Nothing secret in the logs: no JWT at all, no password.
 	logs := e.logs.String()
@@ -112,11 +121,12 @@ func TestEndToEndPages(t *testing.T) {
 	if login.status != http.StatusSeeOther || login.header.Get("Location") != "/login" {
 		t.Fatalf("/ without a session: %d %s, want a redirect to /login", login.status, login.header.Get("Location"))
 	}
-	wrong := e.form(browser, "/login", "username="+term.TerminalID+"&password=wrong")
+	loginCSRF := "&csrf=" + url.QueryEscape(e.loginFormToken(browser)) // the login form's own token (csrf_test.go)
+	wrong := e.form(browser, "/login", "username="+term.TerminalID+"&password=wrong"+loginCSRF)
 	if wrong.status != http.StatusUnauthorized || !bytes.Contains(wrong.body, []byte("Wrong username or password")) {
 		t.Errorf("wrong password: %d, want 401 and a message on the login page", wrong.status)
 	}
-	ok := e.form(browser, "/login", "username="+term.TerminalID+"&password="+term.Password)
+	ok := e.form(browser, "/login", "username="+term.TerminalID+"&password="+term.Password+loginCSRF)
 	if ok.status != http.StatusSeeOther || ok.header.Get("Location") != "/" {
 		t.Fatalf("login: %d %s", ok.status, ok.body)
 	}

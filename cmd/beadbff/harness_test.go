@@ -48,6 +48,8 @@ type envOptions struct {
 	vars     map[string]string // extra environment for beadbff
 	noRedis  bool              // in-memory sessions
 	redisURL string            // an existing Redis instead of a new one
+	// lateVars gives environment that depends on the started sandbox (its URL, its webhook secret).
+	lateVars func(sandboxURL string, sb *sandbox.Sandbox) map[string]string
 }
 
 // startEnv starts a sandbox on a loopback port, a real redis-server (unless noRedis) and beadbff itself
@@ -78,6 +80,11 @@ func startEnv(t testing.TB, o envOptions) *env {
 	}
 	for k, v := range o.vars {
 		vars[k] = v
+	}
+	if o.lateVars != nil {
+		for k, v := range o.lateVars(hs.URL, sb) {
+			vars[k] = v
+		}
 	}
 	if vars["BFF_ADDR"] == "" {
 		port := freePort(t)

@@ -78,11 +78,16 @@ func TestBreakOpenRedirectAfterLogin(t *testing.T) {
 	browser := e.client()
 	term := e.sandbox.Terminals()[0]
 	host := strings.TrimPrefix(e.url, "http://")
+	loginToken := e.loginFormToken(browser) // the login form's own token and cookie (csrf_test.go)
 	for _, next := range []string{"/\t/evil.example/", "/\\evil.example", "//evil.example", "/%09/evil.example"} {
-		form := "username=" + term.TerminalID + "&password=" + url.QueryEscape(term.Password) + "&next=" + url.QueryEscape(next)
-		resp := rawRequest(t, e.url, "POST /login HTTP/1.1\r\nHost: "+host+"\r\nOrigin: "+e.url+
+		form := "username=" + term.TerminalID + "&password=" + url.QueryEscape(term.Password) + "&next=" + url.QueryEscape(next) +
+			"&csrf=" + url.QueryEscape(loginToken)
+		resp := rawRequest(t, e.url, "POST /login HTTP/1.1\r\nHost: "+host+"\r\nOrigin: "+e.url+"\r\nCookie: "+e.loginCookie(browser)+
 			"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: "+fmt.Sprint(len(form))+"\r\nConnection: close\r\n\r\n"+form)
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther { // the login must work, or this test proves nothing
+			t.Errorf("next=%q: login answered %d, want 303", next, resp.StatusCode)
+		}
 		loc := resp.Header.Get("Location")
 		// What a browser does with the Location (WHATWG URL: strip ASCII tab and newline, "\" is "/").
 		cleaned := strings.NewReplacer("\t", "", "\n", "", "\r", "", "\\", "/").Replace(loc)

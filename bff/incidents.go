@@ -1,0 +1,257 @@
+package bff
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"beadbff/bff/bead"
+	"beadbff/bff/diagnose"
+	"beadbff/session"
+	"beadbff/views"
+)
+
+// incidentRecord is one diagnosed failure, as stored (sealed, under the session that met it, for about a
+// day) and shown on /help/incidents/{id}.
+type incidentRecord struct {
+	ID        string               `json:"id"`
+	At        time.Time            `json:"at"`
+	Op        string               `json:"op"`
+	RequestID string               `json:"requestId"`
+	Status    int                  `json:"status"` // what this server answered
+	Diagnosis diagnose.Diagnosis   `json:"diagnosis"`
+	Tried     []string             `json:"tried"`
+	Bundle    *views.SupportBundle `json:"bundle,omitempty"` // nil for a refusal made here
+}
+
+// statusForCause is what this server answers for a diagnosed failure of a call to Bead.
+func statusForCause(cause string, err error) int {
+	switch cause {
+	case diagnose.CauseRateLimited:
+		return http.StatusTooManyRequests
+	case diagnose.CauseBeadUnavailable:
+		var te *bead.TransportError
+		if errors.As(err, &te) && te.Timeout {
+			return http.StatusGatewayTimeout
+		}
+		return http.StatusBadGateway
+	case diagnose.CauseBlockedBeforeBead:
+		return http.StatusBadGateway
+	case diagnose.CauseRefreshTokenInvalid, diagnose.CauseInvalidCredentials:
+		return http.StatusUnauthorized
+	case diagnose.CauseNotFound:
+		return http.StatusNotFound
+	case diagnose.CauseInvalidRequest:
+		return http.StatusBadRequest
+	case diagnose.CauseSessionStoreUnavailable:
+		return http.StatusServiceUnavailable
+	case diagnose.CauseCSRFHeaderMissing, diagnose.CauseCORSOriginNotAllowed, diagnose.CauseTerminalMismatch:
+		return http.StatusForbidden
+	}
+	return http.StatusForbidden
+}
+
+// diagnoseFailure runs Bead's 403 checklist on a failed call (the simple-endpoint probe included, when
+// Bead refused the token), stores the incident for the session, logs and counts it, and returns the
+// Problem the client is shown.
+func (s *Server) diagnoseFailure(c *fiber.Ctx, sess *session.Session, op string, err error, rec diagnose.Recovery) *Problem {
+	ctx := c.UserContext()
+	tok := sess.Token
+	in := diagnose.Incident{
+		Op:    op,
+		Err:   err,
+		Token: diagnose.NewTokenInfo(tok.AccessToken, tok.Scope, tok.ObtainedAt, tok.Expiry),
+		Config: diagnose.Config{
+			ClientID: s.cfg.BeadClientID, Scopes: s.cfg.Scopes(), IdentityURL: s.cfg.BeadIdentityURL, APIURL: s.cfg.BeadAPIURL,
+			TerminalID: sess.TerminalID, MerchantID: sess.MerchantID,
+		},
+		Recovery: rec,
+		Now:      s.now(),
+	}
+	if bead.IsAuthFailure(err) && op != diagnose.OpProbe {
+		// Debug step 3: does a simple call fail too? Then the failure is global (token or firewall).
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		in.Probe = diagnose.NewProbeResult(s.bead.Probe(pctx, tok.AccessToken))
+		cancel()
+	}
+	return s.recordIncident(c, sess, in)
+}
+
+// localIncident diagnoses a refusal made here before anything went to Bead (a body naming another
+// terminal, say), so that it gets the same page, checklist and log line as Bead's own refusals.
+func (s *Server) localIncident(c *fiber.Ctx, sess *session.Session, op, local, detail string, res diagnose.Resource) *Problem {
+	tok := sess.Token
+	return s.recordIncident(c, sess, diagnose.Incident{
+		Op: op, Local: local, LocalDetail: detail, Resource: res,
+		Token: diagnose.NewTokenInfo(tok.AccessToken, tok.Scope, tok.ObtainedAt, tok.Expiry),
+		Config: diagnose.Config{
+			ClientID: s.cfg.BeadClientID, Scopes: s.cfg.Scopes(), IdentityURL: s.cfg.BeadIdentityURL, APIURL: s.cfg.BeadAPIURL,
+			TerminalID: sess.TerminalID, MerchantID: sess.MerchantID,
+		},
+		Now: s.now(),
+	})
+}
+
+func (s *Server) recordIncident(c *fiber.Ctx, sess *session.Session, in diagnose.Incident) *Problem {
+	ctx, op, err, rec, tok := c.UserContext(), in.Op, in.Err, in.Recovery, sess.Token
+	d := diagnose.Diagnose(in)
+	if d.Cause == "" {
+		d.Cause = diagnose.CauseUnknown
+	}
+	sent := in.Request
+	var ae *bead.APIError
+	var te *bead.TransportError
+	var ke *bead.TokenError
+	switch {
+	case errors.As(err, &ae):
+		sent = ae.Request
+	case errors.As(err, &te):
+		sent = te.Request
+	case errors.As(err, &ke):
+		sent = ke.Request
+	}
+	info, _ := diagnose.LookupCause(d.Cause)
+	inc := &incidentRecord{
+		ID:        randomToken()[:22],
+		At:        s.now().UTC(),
+		Op:        op,
+		RequestID: requestIDOf(c),
+		Status:    statusForCause(d.Cause, err),
+		Diagnosis: d,
+		Tried:     triedSteps(rec, in.Probe, err),
+	}
+	if in.Local == "" && d.Cause != diagnose.CauseRateLimited { // waiting is the fix for a 429; Bead never saw a local refusal
+		inc.Bundle = supportBundle(s.now(), sent, tok.AccessToken, s.envLabel())
+	}
+	p := &Problem{Status: inc.Status, Cause: d.Cause, Title: firstNonEmpty(info.Title, "Bead refused the request"),
+		Detail: d.Summary, Bundle: inc.Bundle, Incident: inc, Err: err}
+	if ae != nil && ae.Status == http.StatusTooManyRequests {
+		p.RetryAfter = max(ae.RetryAfter, time.Second)
+	}
+	if data, merr := json.Marshal(inc); merr == nil {
+		if serr := s.store.SaveIncident(ctx, sess.ID, inc.ID, data, session.DefaultIncidentTTL); serr == nil {
+			p.IncidentID = inc.ID
+		} else {
+			s.log.Warn("incident not stored", "requestId", inc.RequestID, "err", serr)
+		}
+	}
+	s.metrics.incidents.WithLabelValues(d.Cause).Inc()
+	s.log.Warn("incident", "cause", d.Cause, "confidence", d.Confidence, "requestId", inc.RequestID,
+		"incidentId", p.IncidentID, "op", op, "status", inc.Status, "beadRequestId", sent.RequestID)
+	return p
+}
+
+// triedSteps says in words what the server did before giving up, for the incident page.
+func triedSteps(rec diagnose.Recovery, probe *diagnose.ProbeResult, err error) []string {
+	var out []string
+	var te *bead.TransportError
+	switch {
+	case rec.FirstStatus != 0:
+		out = append(out, "Sent the call; Bead answered "+http.StatusText(rec.FirstStatus)+" ("+strconv.Itoa(rec.FirstStatus)+").")
+	case errors.As(err, &te) && te.Timeout:
+		out = append(out, "Sent the call; Bead gave no answer within BEAD_TIMEOUT. A call that times out is not retried: it may have reached Bead.")
+	case errors.As(err, &te):
+		out = append(out, "Tried to send the call; the connection to Bead failed.")
+	}
+	switch {
+	case rec.Refreshed && rec.RefreshErr == nil:
+		out = append(out, "Refreshed the access token once.")
+	case rec.RefreshErr != nil:
+		out = append(out, "Tried to refresh the access token; the realm refused.")
+	}
+	if rec.Retried {
+		out = append(out, "Retried the same call once with the new token (same body, same Idempotency-Key).")
+	}
+	if probe != nil {
+		if probe.Passed() {
+			out = append(out, "Called a simple endpoint (GET /currencies) with the same token: it worked, so the refusal is about this request, not the token.")
+		} else {
+			out = append(out, "Called a simple endpoint (GET /currencies) with the same token: it failed too, so the refusal is global (token or firewall).")
+		}
+	}
+	return out
+}
+
+// incidentPage shows a stored incident to the session that met it; anyone else gets 404, as for an id
+// that does not exist, so nothing tells them apart.
+func (s *Server) incidentPage(c *fiber.Ctx) error {
+	sess := sessionOf(c)
+	id := c.Params("incidentId")
+	if sess == nil || !validIncidentID(id) {
+		return notFound("This incident")
+	}
+	data, err := s.store.LoadIncident(c.UserContext(), sess.ID, id)
+	if errors.Is(err, session.ErrNotFound) {
+		return notFound("This incident")
+	} else if err != nil {
+		return storeUnavailable(err)
+	}
+	var inc incidentRecord
+	if err := json.Unmarshal(data, &inc); err != nil {
+		return notFound("This incident")
+	}
+	c.Set("Cache-Control", "no-store")
+	return render(c, http.StatusOK, views.Incident(s.incidentView(c, &inc, inc.ID)))
+}
+
+func validIncidentID(id string) bool {
+	if len(id) != 22 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) incidentView(c *fiber.Ctx, inc *incidentRecord, id string) views.IncidentView {
+	d := inc.Diagnosis
+	info, _ := diagnose.LookupCause(d.Cause)
+	v := views.IncidentView{
+		Page:       s.page(c, "Why Bead refused the request"),
+		ID:         id,
+		At:         inc.At.Format(time.RFC3339) + " (UTC)",
+		Summary:    d.Summary,
+		Cause:      d.Cause,
+		CauseTitle: firstNonEmpty(info.Title, "Bead refused the request"),
+		Confidence: d.Confidence,
+		HelpURL:    "/help/403#" + d.Cause,
+		RequestID:  inc.RequestID,
+		Status:     inc.Status,
+		Fix:        d.Fix,
+		Tried:      inc.Tried,
+		Bundle:     inc.Bundle,
+	}
+	for _, e := range d.Evidence {
+		v.Evidence = append(v.Evidence, views.IncidentEvidence{Fact: e.Fact, Source: e.Source})
+	}
+	for _, ch := range d.Checks {
+		v.Checks = append(v.Checks, views.IncidentCheck{Name: ch.Name, Status: ch.Status, Finding: ch.Finding})
+	}
+	return v
+}
+
+// helpSections is /help/403: the diagnosis package's cause table, then the causes only this server's
+// own refusals have.
+func helpSections() []views.HelpCause {
+	var out []views.HelpCause
+	seen := map[string]bool{}
+	for _, ci := range diagnose.Causes() {
+		out = append(out, views.HelpCause{Code: ci.Code, Title: ci.Title, Meaning: ci.Meaning, Fix: strings.Join(ci.Fix, " ")})
+		seen[ci.Code] = true
+	}
+	for _, ci := range localCauses {
+		if !seen[ci.Code] {
+			out = append(out, views.HelpCause{Code: ci.Code, Title: ci.Title, Meaning: ci.Meaning, Fix: ci.Fix})
+		}
+	}
+	return out
+}

@@ -1,0 +1,130 @@
+// The embedded checkout's script (/embed/checkout/{id}), loaded with the page's CSP nonce. It:
+//   1. keeps the status current: polls the page's status URL until the payment is final;
+//   2. tells the embedding page: every status it shows is posted to the parent window as
+//      {type: "beadbff:payment.status", trackingId, statusCode, final, paid}, and the page's height as
+//      {type: "beadbff:checkout.resize", height}, always with the parent's origin as the target, which
+//      the server put in data-parent-origin only after finding it in FRAME_ANCESTORS. Never "*": another
+//      page that managed to host the frame would otherwise read the shopper's payment.
+// It sends no cookie and needs none. The page works without it: the pay button and QR code are plain HTML.
+"use strict";
+
+(function () {
+  var FIRST_DELAY_MS = 2000;
+  var MAX_DELAY_MS = 15000;
+  var GROWTH = 1.5;
+
+  var root = document.querySelector("[data-checkout]");
+  if (!root) return;
+  var parentOrigin = root.getAttribute("data-parent-origin") || "";
+  var framed = window.parent && window.parent !== window;
+
+  function tell(message) {
+    if (!framed || !parentOrigin) return;
+    try {
+      window.parent.postMessage(message, parentOrigin);
+    } catch (e) {
+      // A malformed origin cannot happen (the server checked it); an exception must not stop the page.
+    }
+  }
+
+  // --- height, so that the embedding page can fit the frame to the content -------------------------
+  var lastHeight = 0;
+  function reportHeight() {
+    var height = Math.ceil(document.body.getBoundingClientRect().height);
+    if (height > 0 && height !== lastHeight) {
+      lastHeight = height;
+      tell({ type: "beadbff:checkout.resize", height: height });
+    }
+  }
+
+  // --- status ---------------------------------------------------------------------------------------
+  var badge = root.querySelector("[data-status]");
+  var url = root.getAttribute("data-status-url");
+  var trackingId = root.getAttribute("data-tracking-id") || "";
+
+  function stateOf(s) {
+    if (s.paid) return "paid";
+    return s.final ? "unpaid" : "waiting";
+  }
+
+  function showHint(which) {
+    root.querySelectorAll("[data-status-hint]").forEach(function (hint) {
+      hint.hidden = hint.getAttribute("data-status-hint") !== which;
+    });
+  }
+
+  function announce(s) {
+    tell({
+      type: "beadbff:payment.status",
+      trackingId: trackingId,
+      statusCode: s.statusCode,
+      final: !!s.final,
+      paid: !!s.paid
+    });
+  }
+
+  function show(s) {
+    if (badge) {
+      badge.setAttribute("data-status", s.statusCode);
+      badge.textContent = s.statusLabel || s.statusCode;
+    }
+    root.setAttribute("data-status-code", s.statusCode);
+    root.setAttribute("data-state", stateOf(s));
+    root.setAttribute("data-final", s.final ? "true" : "false");
+    root.setAttribute("data-paid", s.paid ? "true" : "false");
+  }
+
+  function watch() {
+    var delay = FIRST_DELAY_MS;
+    function schedule() {
+      setTimeout(poll, delay);
+      delay = Math.min(delay * GROWTH, MAX_DELAY_MS);
+    }
+    function poll() {
+      fetch(url, { credentials: "omit", cache: "no-store", headers: { Accept: "application/json" } })
+        .then(function (res) {
+          if (!res.ok) throw new Error("status " + res.status);
+          return res.json();
+        })
+        .then(function (s) {
+          if (typeof s.statusCode !== "string" || s.statusCode === "") throw new Error("no statusCode");
+          showHint("");
+          if (s.statusCode !== root.getAttribute("data-status-code")) {
+            show(s);
+            announce(s);
+            delay = FIRST_DELAY_MS; // something is happening: look again soon
+          }
+          if (!s.final) schedule();
+        })
+        .catch(function () {
+          showHint("reconnecting"); // keep the last known status and try again
+          schedule();
+        });
+    }
+    schedule();
+  }
+
+  function start() {
+    if (badge && trackingId) {
+      var initial = {
+        statusCode: root.getAttribute("data-status-code") || "",
+        final: root.getAttribute("data-final") === "true",
+        paid: root.getAttribute("data-paid") === "true"
+      };
+      if (initial.statusCode) announce(initial);
+      if (url && !initial.final) watch();
+    }
+    reportHeight();
+    if (window.ResizeObserver) {
+      new ResizeObserver(reportHeight).observe(document.body);
+    } else {
+      window.addEventListener("resize", reportHeight);
+    }
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();
