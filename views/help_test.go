@@ -1,13 +1,10 @@
 package views
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/PuerkitoBio/goquery"
-	"github.com/google/go-cmp/cmp"
 )
 
 func sampleHelp() HelpView {
@@ -94,26 +91,7 @@ func TestHelpPagesGolden(t *testing.T) {
 		{"incident", first(render(t, Incident(sampleIncident())))},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := goquery.OuterHtml(tt.doc.Find("main"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got += "\n"
-			path := filepath.Join("testdata", tt.name+".golden.html")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("%s differs (-want +got):\n%s", path, diff)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkGolden(t, tt.name, tt.doc) })
 	}
 }
 

@@ -603,25 +603,31 @@ func TestErrorPageGolden(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			doc, _ := render(t, Error(tt.v))
-			got, err := goquery.OuterHtml(doc.Find("main"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got += "\n"
-			path := filepath.Join("testdata", tt.name+".golden.html")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("%s differs (-want +got):\n%s", path, diff)
-			}
+			checkGolden(t, tt.name, doc)
 		})
+	}
+}
+
+// checkGolden compares the page's whole <main> with testdata/NAME.golden.html (rewritten by -update).
+func checkGolden(t *testing.T, name string, doc *goquery.Document) {
+	t.Helper()
+	got, err := goquery.OuterHtml(doc.Find("main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got += "\n"
+	path := filepath.Join("testdata", name+".golden.html")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", path, diff)
 	}
 }
 

@@ -84,3 +84,12 @@ func Screenshot(t *testing.T, ctx context.Context, name string) string {
 	t.Logf("screenshot: %s", path)
 	return path
 }
+
+// Check fails the test when a browsing step failed, keeping a screenshot of where the browser was.
+func Check(t *testing.T, ctx context.Context, what string, err error) {
+	t.Helper()
+	if err != nil {
+		Screenshot(t, ctx, "failure")
+		t.Fatalf("%s: %v", what, err)
+	}
+}

@@ -21,13 +21,7 @@ func TestBrowserStaffFlow(t *testing.T) {
 	ctx := browsertest.New(t, browsertest.Options{})
 
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	step := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			browsertest.Screenshot(t, ctx, "failure")
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	step := func(what string, err error) { t.Helper(); browsertest.Check(t, ctx, what, err) }
 	step("open the dashboard", chromedp.Do(ctx,
 		chromedp.Navigate(e.url+"/"),
 		chromedp.WaitVisible(css(`[data-testid="login-form"]`)),
@@ -93,13 +87,7 @@ func TestBrowserIncidentPage(t *testing.T) {
 	term := e.sandbox.Terminals()[0]
 	ctx := browsertest.New(t, browsertest.Options{})
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	step := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			browsertest.Screenshot(t, ctx, "failure")
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	step := func(what string, err error) { t.Helper(); browsertest.Check(t, ctx, what, err) }
 	step("log in", chromedp.Do(ctx,
 		chromedp.Navigate(e.url+"/login"),
 		chromedp.SendKeys(css(`#username`), term.TerminalID),

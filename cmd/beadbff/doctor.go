@@ -78,15 +78,7 @@ func runDoctor(ctx context.Context, cfg *config.Config, args []string, stdout, s
 	if len(missing) > 0 {
 		return exitError{code: 2, msg: "beadbff doctor needs the credentials of one terminal: set " + strings.Join(missing, " and ")}
 	}
-	client, err := bead.New(bead.Config{
-		APIURL:         cfg.BeadAPIURL,
-		IdentityURL:    cfg.BeadIdentityURL,
-		ClientID:       cfg.BeadClientID,
-		Scopes:         cfg.Scopes(),
-		UsernameSuffix: cfg.UsernameSuffix,
-		Timeout:        cfg.BeadTimeout,
-		Now:            now,
-	})
+	client, err := newBeadClient(cfg, now)
 	if err != nil {
 		return exitError{code: 2, msg: "beadbff doctor: " + err.Error()}
 	}

@@ -165,14 +165,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 	}
 	defer store.Close()
 
-	client, err := bead.New(bead.Config{
-		APIURL:         cfg.BeadAPIURL,
-		IdentityURL:    cfg.BeadIdentityURL,
-		ClientID:       cfg.BeadClientID,
-		Scopes:         cfg.Scopes(),
-		UsernameSuffix: cfg.UsernameSuffix,
-		Timeout:        cfg.BeadTimeout,
-	})
+	client, err := newBeadClient(cfg, nil)
 	if err != nil {
 		return fmt.Errorf("bead client: %w", err)
 	}
@@ -209,6 +202,19 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 	<-served
 	log.Info("stopped")
 	return nil
+}
+
+// newBeadClient is the Bead client of this configuration (now nil: the real clock).
+func newBeadClient(cfg *config.Config, now func() time.Time) (*bead.Client, error) {
+	return bead.New(bead.Config{
+		APIURL:         cfg.BeadAPIURL,
+		IdentityURL:    cfg.BeadIdentityURL,
+		ClientID:       cfg.BeadClientID,
+		Scopes:         cfg.Scopes(),
+		UsernameSuffix: cfg.UsernameSuffix,
+		Timeout:        cfg.BeadTimeout,
+		Now:            now,
+	})
 }
 
 // discover fetches the realm's discovery document, retrying briefly: a server that cannot reach its realm
