@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/publicsuffix"
 )
 
 // Defaults of CONTRACT.md.
@@ -127,7 +129,7 @@ func Load(getenv func(string) string) *Config {
 	c.Demo = c.BeadAPIURL == ""
 
 	if u, err := url.Parse(get("BFF_PUBLIC_URL", DefaultPublicURL)); err == nil {
-		c.PublicURL = u
+		c.PublicURL = canonicalURL(u)
 	} else {
 		ps = append(ps, Problem{"BFF_PUBLIC_URL", "not a URL: " + err.Error()})
 	}
@@ -323,6 +325,28 @@ func (c *Config) String() string {
 	return b.String()
 }
 
+// canonicalURL is the public URL as browsers write origins: scheme and host in lower case, no default port,
+// no trailing dot, so that comparing it with an Origin header byte for byte is right.
+func canonicalURL(u *url.URL) *url.URL {
+	c := *u
+	c.Scheme = strings.ToLower(c.Scheme)
+	host, port := strings.TrimSuffix(strings.ToLower(c.Hostname()), "."), c.Port()
+	if (c.Scheme == "https" && port == "443") || (c.Scheme == "http" && port == "80") {
+		port = ""
+	}
+	if strings.Contains(host, ":") { // an IPv6 literal
+		host = "[" + host + "]"
+	}
+	c.Host = host
+	if port != "" {
+		c.Host += ":" + port
+	}
+	if c.Path == "/" {
+		c.Path = ""
+	}
+	return &c
+}
+
 // CheckOriginPattern accepts an exact origin (scheme://host[:port], no path) or a subdomain pattern
 // https://*.example.com[:port]; it refuses "*", "null" and patterns that would match too much.
 func CheckOriginPattern(o string) error {
@@ -353,6 +377,11 @@ func CheckOriginPattern(o string) error {
 		}
 		if strings.Count(rest, ".") < 1 {
 			return errors.New("a wildcard needs a registrable domain below it (https://*.example.com, not https://*.com)")
+		}
+		// *.co.uk or *.github.io would match sites of anyone: the part below the * must be a domain
+		// someone owns, not a public suffix.
+		if suffix, _ := publicsuffix.PublicSuffix(strings.ToLower(rest)); suffix == strings.ToLower(rest) {
+			return fmt.Errorf("%s is a public suffix (anyone can have a site below it): name your own domain, e.g. https://*.shop.%s", rest, rest)
 		}
 	}
 	return nil

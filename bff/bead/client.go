@@ -276,22 +276,23 @@ func (cl *call) transportError(err error) *TransportError {
 
 // apiError turns a non-2xx answer into an *APIError with everything the body says.
 func (cl *call) apiError(a *answer) *APIError {
-	f := classifyErrorBody(a.header.Get("Content-Type"), a.body, a.truncated)
+	body, header := redactJWTs(a.body), redactAnswerHeader(a.header)
+	f := classifyErrorBody(header.Get("Content-Type"), body, a.truncated)
 	return &APIError{
 		Op:          cl.op,
 		Request:     cl.rec.sent,
 		Status:      a.status,
-		Header:      a.header.Clone(),
-		Body:        a.body,
+		Header:      header,
+		Body:        body,
 		BodyTrunc:   a.truncated,
 		Shape:       f.Shape,
 		Title:       f.Title,
 		Detail:      f.Detail,
 		Code:        f.Code,
 		TraceID:     f.TraceID,
-		RequestID:   firstNonEmpty(a.header.Get("X-Request-Id"), f.RequestID),
+		RequestID:   firstNonEmpty(header.Get("X-Request-Id"), f.RequestID),
 		FieldErrors: f.FieldErrors,
-		RetryAfter:  retryAfter(a.header, a.receivedAt),
+		RetryAfter:  retryAfter(header, a.receivedAt),
 		ReceivedAt:  a.receivedAt,
 	}
 }

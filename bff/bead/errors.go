@@ -104,7 +104,7 @@ const maxSummary = 160
 // Error is short and single-line: "bead: create payment: 403 (empty body)". The full evidence stays in
 // the fields.
 func (e *APIError) Error() string {
-	return "bead: " + e.Op + ": " + strconv.Itoa(e.Status) + " " + summary(e.Shape, e.Title, e.Detail, e.Code)
+	return RedactJWTs("bead: " + e.Op + ": " + strconv.Itoa(e.Status) + " " + summary(e.Shape, e.Title, e.Detail, e.Code))
 }
 
 // Error reads "bead: password grant: 401 invalid_grant: Invalid user credentials".
@@ -112,11 +112,27 @@ func (e *TokenError) Error() string {
 	s := "bead: " + e.Op + ": " + strconv.Itoa(e.Status) + " "
 	switch {
 	case e.Code != "" && e.Description != "":
-		return s + oneLine(e.Code) + ": " + oneLine(e.Description)
+		return RedactJWTs(s + oneLine(e.Code) + ": " + oneLine(e.Description))
 	case e.Code != "":
-		return s + oneLine(e.Code)
+		return RedactJWTs(s + oneLine(e.Code))
 	}
-	return s + summary(e.Shape, "", e.Description, "")
+	return RedactJWTs(s + summary(e.Shape, "", e.Description, ""))
+}
+
+// Redacted is a copy of the error with every JWT in what Bead answered cut to its first 50 characters
+// (the client does this to every answer it reads; this is for errors made elsewhere).
+func (e *APIError) Redacted() *APIError {
+	c := *e
+	c.Body, c.Header = redactJWTs(e.Body), redactAnswerHeader(e.Header)
+	c.Title, c.Detail, c.Code = RedactJWTs(e.Title), RedactJWTs(e.Detail), RedactJWTs(e.Code)
+	return &c
+}
+
+// Redacted: as APIError.Redacted.
+func (e *TokenError) Redacted() *TokenError {
+	c := *e
+	c.Body, c.Header, c.Description = redactJWTs(e.Body), redactAnswerHeader(e.Header), RedactJWTs(e.Description)
+	return &c
 }
 
 // Error reads "bead: tracking: timeout: ..." or "bead: tracking: <the net/http error>". The URL inside

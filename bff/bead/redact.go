@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -152,4 +153,44 @@ func cutSummary(s string) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// jwtShaped matches a JWT (or the header and payload of one) wherever it stands in text.
+var jwtShaped = regexp.MustCompile(`eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]*)?`)
+
+// redactJWTs cuts every JWT in an answer to its first 50 characters. Bead's bearer check may echo the
+// token it refused (ASP.NET's IDX messages with PII shown do), and what Bead answers ends up in errors,
+// logs, incidents and support bundles, where the first 50 characters are the most a token may show.
+func redactJWTs(b []byte) []byte {
+	if !bytes.Contains(b, []byte("eyJ")) {
+		return b
+	}
+	return jwtShaped.ReplaceAllFunc(b, func(m []byte) []byte {
+		if len(m) <= 50 {
+			return m
+		}
+		return []byte(fmt.Sprintf("%s… (%d chars)", m[:50], len(m)))
+	})
+}
+
+// RedactJWTs is redactJWTs for text.
+func RedactJWTs(s string) string {
+	if !strings.Contains(s, "eyJ") {
+		return s
+	}
+	return string(redactJWTs([]byte(s)))
+}
+
+// redactAnswerHeader applies redactJWTs to every header value of an answer.
+func redactAnswerHeader(h http.Header) http.Header {
+	if h == nil {
+		return nil
+	}
+	out := h.Clone()
+	for k, vs := range out {
+		for i, v := range vs {
+			out[k][i] = string(redactJWTs([]byte(v)))
+		}
+	}
+	return out
 }

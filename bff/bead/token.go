@@ -136,7 +136,8 @@ func (cl *call) tokenFailure(err error) error {
 		if len(body) > maxErrorBody {
 			body, truncated = body[:maxErrorBody], true
 		}
-		te.Body = body
+		te.Body = redactJWTs(body)
+		te.Description = string(redactJWTs([]byte(te.Description)))
 		contentType := ""
 		if re.Response != nil {
 			te.Status = re.Response.StatusCode
@@ -186,9 +187,9 @@ func (c *Client) Logout(ctx context.Context, refreshToken string) error {
 		Request:     cl.rec.sent,
 		Status:      a.status,
 		Code:        f.Code,
-		Description: f.Detail,
-		Header:      a.header.Clone(),
-		Body:        a.body,
+		Description: string(redactJWTs([]byte(f.Detail))),
+		Header:      redactAnswerHeader(a.header),
+		Body:        redactJWTs(a.body),
 		Shape:       f.Shape,
 		ReceivedAt:  a.receivedAt,
 	}

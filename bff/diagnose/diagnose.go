@@ -231,6 +231,15 @@ const maxEvidence = 40
 // Diagnose picks the cause of an incident, with its evidence, fix and checklist. It never panics,
 // whatever the bodies and headers hold.
 func Diagnose(in Incident) Diagnosis {
+	// Whatever Bead echoed of a token is cut to its prefix before any fact is drawn from it.
+	var ae *bead.APIError
+	var ke *bead.TokenError
+	switch {
+	case errors.As(in.Err, &ae):
+		in.Err = ae.Redacted()
+	case errors.As(in.Err, &ke):
+		in.Err = ke.Redacted()
+	}
 	f := newFacts(in)
 	v := f.decide()
 	d := Diagnosis{Cause: v.cause, Confidence: v.confidence, Summary: v.summary}

@@ -230,6 +230,7 @@ var proxyHeaders = []struct{ name, who string }{
 	{"Cf-Ray", "Cloudflare"}, {"Cf-Mitigated", "Cloudflare"}, {"X-Amzn-Waf-Action", "AWS WAF"},
 	{"X-Amz-Cf-Id", "Amazon CloudFront"}, {"X-Sucuri-Id", "Sucuri"}, {"X-Iinfo", "Imperva"},
 	{"Akamai-Grn", "Akamai"}, {"X-Azure-Ref", "Azure Front Door"}, {"Via", "a proxy"},
+	{"X-Amzn-Errortype", "AWS API Gateway or WAF"}, {"X-Amzn-Requestid", "AWS API Gateway"}, {"X-Amz-Apigw-Id", "AWS API Gateway"},
 }
 
 // knownServers names the front ends a Server header most often reveals.
