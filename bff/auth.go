@@ -24,12 +24,17 @@ import (
 // store read per request and not a write too.
 const touchEvery = time.Minute
 
-// sessionTTL is how long the store keeps a session from now: until its idle or its absolute timeout,
-// whichever comes first. The idle timeout lives in the store's TTL alone.
+// sessionTTL is how long the store keeps a session from now: until its idle or its absolute timeout, or
+// until its refresh token dies (after that the session cannot call Bead any more), whichever comes first.
+// The idle timeout lives in the store's TTL alone.
 func (s *Server) sessionTTL(sess *session.Session) time.Duration {
+	now := s.now()
 	ttl := s.cfg.SessionIdleTimeout
-	if left := sess.CreatedAt.Add(s.cfg.SessionMaxLifetime).Sub(s.now()); left < ttl {
+	if left := sess.CreatedAt.Add(s.cfg.SessionMaxLifetime).Sub(now); left < ttl {
 		ttl = left
+	}
+	if rexp := sess.Token.RefreshExpiry; !rexp.IsZero() && rexp.Sub(now) < ttl {
+		ttl = rexp.Sub(now)
 	}
 	return max(ttl, time.Second)
 }

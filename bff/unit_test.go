@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"beadbff/bff/bead"
+	"beadbff/config"
 	"beadbff/session"
 )
 
@@ -186,5 +187,30 @@ func TestAmountMessages(t *testing.T) {
 	}
 	if d, msg := parseAmountJSON(json.RawMessage(`"0.10"`)); msg != "" || d.String() != "0.1" {
 		t.Errorf(`parseAmountJSON("0.10") = %v, %q`, d, msg)
+	}
+}
+
+// The store keeps a session until its idle timeout, its absolute lifetime or its refresh token's end,
+// whichever comes first.
+func TestSessionTTL(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	srv := &Server{cfg: &config.Config{SessionIdleTimeout: 8 * time.Hour, SessionMaxLifetime: 24 * time.Hour}, now: func() time.Time { return now }}
+	tests := []struct {
+		name string
+		sess session.Session
+		want time.Duration
+	}{
+		{"fresh session: the idle timeout", session.Session{CreatedAt: now, Token: session.Token{RefreshExpiry: now.Add(10 * time.Hour)}}, 8 * time.Hour},
+		{"near its absolute end", session.Session{CreatedAt: now.Add(-22 * time.Hour)}, 2 * time.Hour},
+		{"refresh token dies first", session.Session{CreatedAt: now, Token: session.Token{RefreshExpiry: now.Add(30 * time.Minute)}}, 30 * time.Minute},
+		{"refresh expiry unknown", session.Session{CreatedAt: now}, 8 * time.Hour},
+		{"already over: still a positive TTL", session.Session{CreatedAt: now.Add(-25 * time.Hour)}, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := srv.sessionTTL(&tt.sess); got != tt.want {
+				t.Errorf("sessionTTL = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
