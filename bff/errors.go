@@ -76,7 +76,11 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	return s.renderErrorPage(c, p, rid)
 }
 
-func isAPI(c *fiber.Ctx) bool { return strings.HasPrefix(c.Path(), "/api/") }
+// isAPI: the answer is for a program (the JSON API, Bead's webhooks), so errors are problem+json.
+func isAPI(c *fiber.Ctx) bool {
+	p := c.Path()
+	return strings.HasPrefix(p, "/api/") || p == "/webhooks/bead"
+}
 
 func (s *Server) helpURL(cause string) string {
 	return s.cfg.Origin() + "/help/403#" + cause

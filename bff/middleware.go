@@ -70,6 +70,12 @@ func (s *Server) accessLog(c *fiber.Ctx) error {
 		route = r
 	}
 	elapsed := time.Since(start)
+	// A streamed body (server-sent events) has no size yet, and reading Body() would wait for the whole
+	// stream to end before the response even starts.
+	size := -1
+	if !c.Response().IsBodyStream() {
+		size = len(c.Response().Body())
+	}
 	// Metric labels outlive the request: c.Method() points into a buffer the next request reuses.
 	method := utils.CopyString(c.Method())
 	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
@@ -82,7 +88,7 @@ func (s *Server) accessLog(c *fiber.Ctx) error {
 		"route", route,
 		"status", status,
 		"durationMs", float64(elapsed.Microseconds())/1000,
-		"bytes", len(c.Response().Body()),
+		"bytes", size,
 	)
 	return nil
 }

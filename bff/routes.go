@@ -32,9 +32,17 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	app.Post("/logout", s.sameOriginForm, sess, s.requirePageSession, s.formToken, s.logoutSubmit)
 	app.Get("/", sess, s.requirePageSession, s.dashboardPage)
 	app.Get("/payments/new", sess, s.requirePageSession, s.newPaymentPage)
+	app.Get("/payments/events", sess, s.requireStreamSession, s.dashboardEvents) // before :trackingId
 	app.Post("/payments", s.sameOriginForm, sess, s.requirePageSession, s.formToken, s.createPaymentSubmit)
 	app.Get("/payments/:trackingId", sess, s.requirePageSession, s.paymentPage)
 	app.Get("/payments/:trackingId/qr.png", sess, s.requirePageSession, s.paymentQR)
+	app.Get("/payments/:trackingId/events", sess, s.requireStreamSession, s.paymentEvents)
+	app.Get("/webhooks", sess, s.requirePageSession, s.webhooksPage)
+	app.Post("/webhooks/register", s.sameOriginForm, sess, s.requirePageSession, s.formToken, s.webhookRegisterSubmit)
+
+	// Bead's signed status callbacks: server to server, so no session, cookie, CSRF or CORS (it is not
+	// under /api); the signature is the only credential.
+	app.Post("/webhooks/bead", s.webhookReceive)
 
 	// The JSON API for front-end apps.
 	// CORS first: preflights are answered, and foreign origins refused, before any session or store work.
@@ -53,6 +61,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	embed.Get("/checkout/:checkoutId", s.embedCheckoutPage)
 	embed.Get("/checkout/:checkoutId/status", s.embedCheckoutStatus)
 	embed.Get("/checkout/:checkoutId/qr.png", s.embedCheckoutQR)
+	embed.Get("/checkout/:checkoutId/events", s.embedCheckoutEvents)
 	embed.Use(s.embedNotFound)
 
 	// Anything else.

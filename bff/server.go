@@ -59,6 +59,7 @@ type Server struct {
 	refreshes singleflight.Group // one refresh at a time per session, in this process
 	ready     readiness
 	web       *browserSurface // CORS, framing, login form tokens and throttling, embedded checkouts
+	hooks     *webhooks       // Bead's status callbacks and the live updates of open pages
 }
 
 // bodyLimit bounds every request body: payments and logins are small.
@@ -89,6 +90,7 @@ func New(d Deps) (*Server, error) {
 	}
 	s.ready = readiness{ttl: 2 * time.Second, mu: make(chan struct{}, 1)}
 	s.web = newBrowserSurface(d.Config, d.Bead, d.Registry, d.Now)
+	s.hooks = newWebhooks(s, d.Registry)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "beadbff",
 		ErrorHandler:          s.errorHandler,
@@ -124,8 +126,12 @@ func (s *Server) stampEveryAnswer() {
 // App is the Fiber app, for tests (app.Test) and for Listen.
 func (s *Server) App() *fiber.App { return s.app }
 
-// Shutdown stops accepting connections and waits up to timeout for requests in flight.
-func (s *Server) Shutdown(timeout time.Duration) error { return s.app.ShutdownWithTimeout(timeout) }
+// Shutdown stops accepting connections and waits up to timeout for requests in flight. The live event
+// streams end first: they would otherwise hold their connections open for the whole timeout.
+func (s *Server) Shutdown(timeout time.Duration) error {
+	s.hooks.close()
+	return s.app.ShutdownWithTimeout(timeout)
+}
 
 // readiness caches the last /readyz probe so a burst of probes does not become a burst of Bead calls.
 type readiness struct {

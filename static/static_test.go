@@ -12,7 +12,7 @@ import (
 )
 
 func TestNames(t *testing.T) {
-	want := []string{"app.css", "app.js", "beadbff-embed.js", "embed.css", "embed.js", "favicon.svg"}
+	want := []string{"app.css", "app.js", "beadbff-embed.js", "embed.css", "embed.js", "favicon.svg", "live.js"}
 	if diff := cmp.Diff(want, Names()); diff != "" {
 		t.Errorf("Names() (-want +got):\n%s", diff)
 	}

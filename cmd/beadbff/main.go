@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -124,13 +125,23 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 	// Demo mode: the embedded sandbox, on its own loopback address like the real thing.
 	var demo []views.DemoCredential
 	if cfg.Demo {
-		sb, stopSandbox, err := startSandbox(cfg.SandboxAddr, log)
+		// The sandbox sends its signed status callbacks here, signed with the secret it tells us.
+		sb, stopSandbox, err := startSandbox(cfg.SandboxAddr, "http://"+cfg.Addr+"/webhooks/bead", log)
 		if err != nil {
 			return fmt.Errorf("demo mode: start the embedded sandbox on BFF_SANDBOX_ADDR=%s: %w", cfg.SandboxAddr, err)
 		}
 		defer stopSandbox()
 		cfg.BeadAPIURL = "http://" + cfg.SandboxAddr
 		cfg.BeadIdentityURL = cfg.BeadAPIURL + "/realms/nonprod"
+		if secret, err := base64.StdEncoding.DecodeString(sb.SigningSecret()); err == nil {
+			cfg.WebhookSecrets = append(cfg.WebhookSecrets, secret)
+		}
+		if cfg.TerminalUsername == "" && len(sb.Terminals()) > 0 {
+			// The demo's service account is the first sandbox terminal, so its embedded checkouts and
+			// webhook confirmations work with nobody logged in.
+			first := sb.Terminals()[0]
+			cfg.TerminalUsername, cfg.TerminalPassword = first.Username, first.Password
+		}
 		for _, t := range sb.Terminals() {
 			demo = append(demo, views.DemoCredential{Label: t.Label, Username: strings.TrimSuffix(t.Username, cfg.UsernameSuffix), Password: t.Password})
 		}
@@ -234,8 +245,8 @@ func discover(ctx context.Context, c *bead.Client) error {
 	return err
 }
 
-func startSandbox(addr string, log *slog.Logger) (*sandbox.Sandbox, func(), error) {
-	sb, err := sandbox.New(sandbox.Options{Logger: log.With("component", "sandbox")})
+func startSandbox(addr, webhookURL string, log *slog.Logger) (*sandbox.Sandbox, func(), error) {
+	sb, err := sandbox.New(sandbox.Options{Logger: log.With("component", "sandbox"), WebhookURL: webhookURL})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,6 +1,7 @@
 // beadbff's only script. It is loaded from /static with the page's CSP nonce and does three small things:
 //   1. keeps a payment's status up to date: every [data-status-url] element polls its URL until the
-//      status is final;
+//      status is final, and takes the updates live.js receives pushed ("beadbff:status" events); while
+//      the push is live (data-live="push") polling is only a safety net, once a minute;
 //   2. copy buttons: [data-copy-target=ID] copies the text of the element #ID;
 //   3. demo logins: [data-fill-username] buttons fill the login form.
 // The pages work without it; buttons that need it stay hidden until it runs. No eval, no inline code.
@@ -10,6 +11,7 @@
   var FIRST_DELAY_MS = 2000;
   var MAX_DELAY_MS = 15000;
   var GROWTH = 1.5;
+  var SAFETY_NET_MS = 60000; // the poll's pace while updates are pushed (live.js)
   var SESSION_ENDED = new Error("session ended");
 
   // --- 1. live payment status -------------------------------------------------------------------
@@ -31,17 +33,40 @@
     var badge = el.querySelector("[data-status]");
     if (!url || !badge || el.getAttribute("data-final") === "true") return;
     var delay = FIRST_DELAY_MS;
+    var lastFetch = Date.now(); // the page itself is a fresh read
+    function pushed() { return el.getAttribute("data-live") === "push"; }
 
     function schedule() {
-      setTimeout(poll, delay);
+      setTimeout(poll, pushed() ? SAFETY_NET_MS : delay);
       delay = Math.min(delay * GROWTH, MAX_DELAY_MS);
     }
 
+    // apply shows a status, polled or pushed; it reports whether the status is final.
+    function apply(s) {
+      if (typeof s.statusCode !== "string" || s.statusCode === "") throw new Error("no statusCode");
+      showHint(el, "");
+      if (s.statusCode !== badge.getAttribute("data-status")) {
+        badge.setAttribute("data-status", s.statusCode);
+        badge.textContent = s.statusLabel || s.statusCode;
+        delay = FIRST_DELAY_MS; // something is happening: look again soon
+      }
+      el.setAttribute("data-state", stateOf(s));
+      el.setAttribute("data-final", s.final ? "true" : "false");
+      return !!s.final;
+    }
+    el.addEventListener("beadbff:status", function (e) {
+      try { apply(e.detail); } catch (err) { /* a malformed event changes nothing */ }
+    });
+
     function poll() {
-      if (document.hidden) { // nobody is looking: ask again later instead of calling Bead for nothing
+      if (el.getAttribute("data-final") === "true") return; // a pushed update finished it
+      // Nobody is looking, or updates are pushed and the last read is recent: ask again later instead
+      // of calling Bead for nothing.
+      if (document.hidden || (pushed() && Date.now() - lastFetch < SAFETY_NET_MS)) {
         schedule();
         return;
       }
+      lastFetch = Date.now();
       fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (res) {
           if (res.status === 401) throw SESSION_ENDED;
@@ -49,16 +74,7 @@
           return res.json();
         })
         .then(function (s) {
-          if (typeof s.statusCode !== "string" || s.statusCode === "") throw new Error("no statusCode");
-          showHint(el, "");
-          if (s.statusCode !== badge.getAttribute("data-status")) {
-            badge.setAttribute("data-status", s.statusCode);
-            badge.textContent = s.statusLabel || s.statusCode;
-            delay = FIRST_DELAY_MS; // something is happening: look again soon
-          }
-          el.setAttribute("data-state", stateOf(s));
-          el.setAttribute("data-final", s.final ? "true" : "false");
-          if (!s.final) schedule();
+          if (!apply(s)) schedule();
         })
         .catch(function (err) {
           if (err === SESSION_ENDED) { // the session is gone; polling on would only get more 401s

@@ -1,5 +1,7 @@
 // The embedded checkout's script (/embed/checkout/{id}), loaded with the page's CSP nonce. It:
-//   1. keeps the status current: polls the page's status URL until the payment is final;
+//   1. keeps the status current: polls the page's status URL until the payment is final, and takes the
+//      updates live.js receives pushed ("beadbff:status" events); while the push is live
+//      (data-live="push") polling is only a safety net, once a minute;
 //   2. tells the embedding page: every status it shows is posted to the parent window as
 //      {type: "beadbff:payment.status", trackingId, statusCode, final, paid}, and the page's height as
 //      {type: "beadbff:checkout.resize", height}, always with the parent's origin as the target, which
@@ -12,6 +14,7 @@
   var FIRST_DELAY_MS = 2000;
   var MAX_DELAY_MS = 15000;
   var GROWTH = 1.5;
+  var SAFETY_NET_MS = 60000; // the poll's pace while updates are pushed (live.js)
 
   var root = document.querySelector("[data-checkout]");
   if (!root) return;
@@ -74,26 +77,45 @@
     root.setAttribute("data-paid", s.paid ? "true" : "false");
   }
 
+  // update shows a status, polled or pushed, and tells the parent when it changed.
+  function update(s) {
+    if (typeof s.statusCode !== "string" || s.statusCode === "") throw new Error("no statusCode");
+    showHint("");
+    var changed = s.statusCode !== root.getAttribute("data-status-code");
+    if (changed) {
+      show(s);
+      announce(s);
+    }
+    return changed;
+  }
+
   function watch() {
     var delay = FIRST_DELAY_MS;
+    var lastFetch = Date.now(); // the page itself is a fresh read
+    function pushed() { return root.getAttribute("data-live") === "push"; }
     function schedule() {
-      setTimeout(poll, delay);
+      setTimeout(poll, pushed() ? SAFETY_NET_MS : delay);
       delay = Math.min(delay * GROWTH, MAX_DELAY_MS);
     }
+    root.addEventListener("beadbff:status", function (e) {
+      try {
+        if (update(e.detail)) delay = FIRST_DELAY_MS;
+      } catch (err) { /* a malformed event changes nothing */ }
+    });
     function poll() {
+      if (root.getAttribute("data-final") === "true") return; // a pushed update finished it
+      if (pushed() && Date.now() - lastFetch < SAFETY_NET_MS) {
+        schedule();
+        return;
+      }
+      lastFetch = Date.now();
       fetch(url, { credentials: "omit", cache: "no-store", headers: { Accept: "application/json" } })
         .then(function (res) {
           if (!res.ok) throw new Error("status " + res.status);
           return res.json();
         })
         .then(function (s) {
-          if (typeof s.statusCode !== "string" || s.statusCode === "") throw new Error("no statusCode");
-          showHint("");
-          if (s.statusCode !== root.getAttribute("data-status-code")) {
-            show(s);
-            announce(s);
-            delay = FIRST_DELAY_MS; // something is happening: look again soon
-          }
+          if (update(s)) delay = FIRST_DELAY_MS; // something is happening: look again soon
           if (!s.final) schedule();
         })
         .catch(function () {
