@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"beadbff/session/redistest"
+)
+
+// Key rotation keeps sessions: a restart with SESSION_KEYS=new,old opens what old sealed, and the next
+// write seals under new; a restart with only new ends them (401, never a 500).
+func TestKeyRotationKeepsSessions(t *testing.T) {
+	srv := redistest.StartServer(t)
+	oldKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	newKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
+	e := startEnv(t, envOptions{redisURL: srv.URL, vars: map[string]string{"SESSION_KEYS": oldKey}})
+	app := e.client()
+	e.login(app, 0)
+
+	restart := func(keys string) {
+		t.Helper()
+		if err := e.stop(); err != nil {
+			t.Fatal(err)
+		}
+		e.vars["SESSION_KEYS"] = keys
+		e.stop = e.start(e.vars)
+	}
+	restart(newKey + "," + oldKey)
+	if r := e.api(app, "GET", "/api/v1/session", nil); r.status != http.StatusOK {
+		t.Fatalf("after rotating to new,old: %d %s, want the session kept", r.status, r.body)
+	}
+	restart(newKey)
+	r := e.api(app, "GET", "/api/v1/session", nil)
+	if r.status != http.StatusUnauthorized || r.json(t)["cause"] != "not_authenticated" {
+		t.Errorf("with the old key dropped: %d %s, want 401 not_authenticated", r.status, r.body)
+	}
+	if !strings.Contains(e.logs.String(), "stored session unreadable") {
+		t.Error("no log line for the session sealed under a dropped key")
+	}
+}
+
+// A stored session that does not open (corrupt, foreign format) is no session: 401 for the API, the
+// login page for a browser with the cookie cleared, one log line; never a panic or a 500.
+func TestCorruptSessionBlob(t *testing.T) {
+	srv := redistest.StartServer(t)
+	e := startEnv(t, envOptions{redisURL: srv.URL})
+	app := e.client()
+	e.login(app, 0)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rc.Close()
+	ctx := context.Background()
+	keys, err := rc.Keys(ctx, "beadbff:sess:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("session keys %v, %v; want one", keys, err)
+	}
+	if err := rc.Set(ctx, keys[0], "\x01not a sealed session at all", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.api(app, "GET", "/api/v1/session", nil); r.status != http.StatusUnauthorized {
+		t.Errorf("API with a corrupt session: %d %s, want 401", r.status, r.body)
+	}
+	page := e.do(app, "GET", e.url+"/", nil, nil)
+	if page.status != http.StatusSeeOther || !strings.HasPrefix(page.header.Get("Location"), "/login") {
+		t.Errorf("page with a corrupt session: %d %q, want a redirect to the login page", page.status, page.header.Get("Location"))
+	}
+	if c := page.header.Get("Set-Cookie"); !strings.Contains(c, "beadbff_session=;") && !strings.Contains(c, "Max-Age=0") && !strings.Contains(c, "expires=Thu, 01 Jan 1970") {
+		t.Errorf("the stale cookie was not cleared: %q", c)
+	}
+	if n := strings.Count(e.logs.String(), "stored session unreadable"); n < 1 {
+		t.Error("no log line for the unreadable session")
+	}
+}
