@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,5 +77,63 @@ func TestCorruptSessionBlob(t *testing.T) {
 	}
 	if n := strings.Count(e.logs.String(), "stored session unreadable"); n < 1 {
 		t.Error("no log line for the unreadable session")
+	}
+}
+
+// The refresh storm of issue 5: two beadbff processes on one Redis, 200 concurrent API calls on one
+// session right after every token expired: every call succeeds, the realm sees exactly one refresh grant,
+// and no refresh token is ever presented twice.
+func TestRefreshStormTwoServers(t *testing.T) {
+	e := startEnv(t, envOptions{vars: map[string]string{"LOG_LEVEL": "warn"}})
+	app := e.client()
+	e.login(app, 0)
+	created := e.api(app, "POST", "/api/v1/payments", map[string]any{"requestedAmount": "6.00", "reference": "storm"})
+	id, _ := created.json(t)["trackingId"].(string)
+	ck := e.sessionCookie(app)
+
+	vars2 := map[string]string{}
+	for k, v := range e.vars {
+		vars2[k] = v
+	}
+	port := freePort(t)
+	vars2["BFF_ADDR"], vars2["BFF_PUBLIC_URL"] = fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("http://127.0.0.1:%d", port)
+	second := &env{t: t, sandbox: e.sandbox, sbURL: e.sbURL, logs: &syncBuffer{}}
+	stop := second.start(vars2)
+	t.Cleanup(func() { _ = stop() })
+
+	refreshes := e.stat("tokenRequests", "refresh_token")
+	e.sb("POST", "/_sandbox/faults", map[string]any{"kind": "expire_tokens"})
+	const calls = 200
+	var wg sync.WaitGroup
+	statuses := make(chan int, calls)
+	start := time.Now()
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			base := e.url
+			if i%2 == 1 {
+				base = second.url
+			}
+			statuses <- e.apiWithCookie(base, "GET", "/api/v1/payments/"+id, ck, nil).status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	t.Logf("%d concurrent calls over two servers after expire_tokens: %v wall time", calls, time.Since(start).Round(time.Millisecond))
+	bad := map[int]int{}
+	for s := range statuses {
+		if s != http.StatusOK {
+			bad[s]++
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("failed calls by status: %v, want none", bad)
+	}
+	if n := e.stat("tokenRequests", "refresh_token") - refreshes; n != 1 {
+		t.Errorf("refresh grants = %v, want exactly 1", n)
+	}
+	if n := e.stat("refreshTokenReuse"); n != 0 {
+		t.Errorf("refreshTokenReuse = %v, want 0", n)
 	}
 }
