@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -316,7 +317,7 @@ func (s *Server) streamLive(c *fiber.Ctx, page string, key topicKey, sessionID s
 		// hand when the webhook came): its session can lend one now.
 		for _, p := range ps {
 			if confirming(&p) {
-				h.enqueue(func(ctx context.Context) { h.confirmPayment(ctx, p.TerminalID, p.TrackingID, 0) })
+				h.enqueue(func(ctx context.Context) { h.confirmChain(ctx, p.TerminalID, p.TrackingID) })
 			}
 		}
 	}
@@ -330,6 +331,11 @@ func (s *Server) streamLive(c *fiber.Ctx, page string, key topicKey, sessionID s
 	// set here, in the handler, because the stream's goroutine must not touch the request context (it is
 	// reused once the response is done).
 	_ = fctx.SetWriteDeadline(time.Now().Add(liveMaxLife + time.Minute))
+	// A browser that leaves is seen at once: the connection closes after the stream (so nothing that
+	// follows on it matters), and a reader on it learns of the client's close long before a heartbeat
+	// write would fail.
+	fctx.SetConnectionClose()
+	gone := watchClose(fctx.Conn())
 	gauge := h.metrics.streams.WithLabelValues(page)
 	done := h.hub.done
 	fctx.SetBodyStreamWriter(func(w *bufio.Writer) {
@@ -371,10 +377,33 @@ func (s *Server) streamLive(c *fiber.Ctx, page string, key topicKey, sessionID s
 				return
 			case <-done:
 				return
+			case <-gone:
+				return
 			}
 		}
 	})
 	return nil
+}
+
+// watchClose returns a channel closed when the peer closes conn (or it fails). An event-stream client
+// sends nothing after its request, so any read ending means it has gone; the stream's connection is
+// closed after the stream, so a byte read here is never a next request's.
+func watchClose(conn net.Conn) <-chan struct{} {
+	gone := make(chan struct{})
+	if conn == nil {
+		return gone
+	}
+	_ = conn.SetReadDeadline(time.Time{}) // the server's read timeout would end the watch early
+	go func() {
+		defer close(gone)
+		var b [1]byte
+		for {
+			if _, err := conn.Read(b[:]); err != nil {
+				return
+			}
+		}
+	}()
+	return gone
 }
 
 func sseStatus(st liveStatus) []byte {

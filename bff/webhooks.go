@@ -73,10 +73,45 @@ type webhooks struct {
 	mu      sync.Mutex // guards closed against enqueue
 	closed  bool
 	confirm singleflight.Group // one confirming read per payment at a time
+	// chains marks the payments whose confirming reads are running or scheduled, so a second viewer,
+	// webhook or reconnect joins that chain instead of starting its own: one read per change, not per viewer.
+	chains sync.Map
 
 	secretsMu sync.Mutex
 	secretsAt time.Time
 	secrets   []session.WebhookSecret
+
+	// recorded throttles the refusals that anyone can cause (no valid MAC) to one log entry per check a
+	// minute, so a flood of junk cannot push Bead's own refusals out of the webhooks page's list.
+	recordedMu sync.Mutex
+	recorded   map[string]time.Time
+}
+
+// unverifiedChecks are refusals of requests that are not even shaped like a signed delivery: anyone can
+// send them, and they say nothing about Bead's own deliveries. (A well-formed signature that does not
+// match, the sign of a wrong secret, is always recorded: it is what an operator most needs to see.)
+var unverifiedChecks = map[string]bool{
+	string(bead.WebhookHeaderMissing): true, string(bead.WebhookHeaderMalformed): true,
+	string(bead.WebhookTimestampInvalid): true, string(bead.WebhookSignatureEncoding): true,
+	string(bead.WebhookSignatureLength): true,
+}
+
+// shouldRecord says whether a refusal goes to the delivery log: a malformed request at most once per
+// check a minute, anything else always.
+func (w *webhooks) shouldRecord(check string, now time.Time) bool {
+	if !unverifiedChecks[check] {
+		return true
+	}
+	w.recordedMu.Lock()
+	defer w.recordedMu.Unlock()
+	if w.recorded == nil {
+		w.recorded = map[string]time.Time{}
+	}
+	if last, ok := w.recorded[check]; ok && now.Sub(last) < time.Minute {
+		return false
+	}
+	w.recorded[check] = now
+	return true
 }
 
 type webhookMetrics struct {
@@ -277,8 +312,10 @@ func (s *Server) refuseWebhook(c *fiber.Ctx, status int, cause, check, title, de
 	h := s.hooks
 	d := session.WebhookDelivery{At: s.now().UTC(), RequestID: requestIDOf(c), Outcome: session.DeliveryRefused,
 		Check: check, Detail: detail, HTTPStatus: status}
-	if err := s.store.RecordWebhookDelivery(c.UserContext(), d); err != nil {
-		s.log.Warn("webhook refusal not recorded", "requestId", d.RequestID, "err", err)
+	if h.shouldRecord(check, d.At) {
+		if err := s.store.RecordWebhookDelivery(c.UserContext(), d); err != nil {
+			s.log.Warn("webhook refusal not recorded", "requestId", d.RequestID, "err", err)
+		}
 	}
 	h.metrics.deliveries.WithLabelValues(session.DeliveryRefused, check).Inc()
 	s.log.Warn("webhook refused", "requestId", d.RequestID, "check", check, "detail", detail,
@@ -350,24 +387,31 @@ func (s *Server) webhookReceive(c *fiber.Ctx) error {
 // any terminal (the operator configured it); a registered secret only for its own, so that one
 // terminal's secret cannot move another terminal's payments. A body without terminalId belongs to the
 // terminal whose registered secret signed it, if exactly one did.
+// The same secret may be both configured and registered: a registered owner that matched then still
+// names the terminal of a body that names none.
 func webhookTerminal(keys []verifyKey, matched []int, named string) (string, bool) {
 	var owners []string
+	configured := false
 	for _, i := range matched {
 		owner := keys[i].terminalID
-		if owner == "" || (named != "" && owner == named) {
+		switch {
+		case owner == "":
+			configured = true
+		case named != "" && owner == named:
 			return named, true
+		default:
+			owners = append(owners, owner)
 		}
-		owners = append(owners, owner)
 	}
 	if named == "" && len(owners) > 0 {
 		for _, o := range owners[1:] {
 			if o != owners[0] {
-				return "", false
+				return "", configured
 			}
 		}
 		return owners[0], true
 	}
-	return "", false
+	return named, configured
 }
 
 // decodedWebhookBody is the body to parse, after the signature passed on the raw bytes: gzip is
@@ -489,8 +533,21 @@ func (w *webhooks) apply(ctx context.Context, ev session.WebhookEvent) {
 		}
 		w.hub.publish(p)
 	}
-	finish(session.WebhookApplied, "announced "+string(announced)+"; confirming with Bead")
-	w.confirmPayment(ctx, p.TerminalID, p.TrackingID, 0)
+	// The event stays pending until Bead's answer settles it: if every confirming read fails, or the
+	// process stops first, the sweep applies it again instead of the change being forgotten.
+	if w.confirmChain(ctx, p.TerminalID, p.TrackingID) {
+		finish(session.WebhookApplied, "announced "+string(announced)+"; settled by Bead's answer")
+	}
+}
+
+// confirmChain starts the confirming reads of a payment unless a chain already runs or is scheduled for
+// it, and reports whether Bead's answer settled the payment now (false: a later read, or the sweep, will).
+func (w *webhooks) confirmChain(ctx context.Context, terminalID, trackingID string) bool {
+	key := terminalID + "\x00" + trackingID
+	if _, running := w.chains.LoadOrStore(key, struct{}{}); running {
+		return false
+	}
+	return w.confirmPayment(ctx, terminalID, trackingID, 0)
 }
 
 // pendingMoves reports whether a newly announced status should replace the pending one: anything but a
@@ -527,12 +584,19 @@ func applyConfirmed(p *session.Payment, st *bead.PaymentStatus, now time.Time) *
 
 // confirmPayment makes the confirming read of a payment now (one at a time per payment), and again
 // after confirmRetries[attempt] while Bead does not yet show the announced status.
-func (w *webhooks) confirmPayment(ctx context.Context, terminalID, trackingID string, attempt int) {
+func (w *webhooks) confirmPayment(ctx context.Context, terminalID, trackingID string, attempt int) (settled bool) {
 	s := w.s
-	_, _, _ = w.confirm.Do(terminalID+"\x00"+trackingID, func() (any, error) {
+	key := terminalID + "\x00" + trackingID
+	later := false
+	defer func() {
+		if !later {
+			w.chains.Delete(key) // the chain ends here; the next change or viewer may start another
+		}
+	}()
+	v, _, _ := w.confirm.Do(key, func() (any, error) {
 		p, err := s.store.GetPayment(ctx, terminalID, trackingID)
 		if err != nil || !confirming(p) {
-			return nil, nil // gone, or someone confirmed it meanwhile
+			return err == nil, nil // gone, or someone confirmed it meanwhile
 		}
 		rctx, cancel := context.WithTimeout(ctx, s.cfg.BeadTimeout+time.Second)
 		st, source, err := w.readStatus(rctx, p)
@@ -542,12 +606,12 @@ func (w *webhooks) confirmPayment(ctx context.Context, terminalID, trackingID st
 			w.metrics.confirmations.WithLabelValues("no_token").Inc()
 			s.log.Info("webhooks: no token of the payment's terminal to confirm with; pages show confirming until a staff page reads it",
 				"terminalId", terminalID, "trackingId", trackingID)
-			return nil, nil
+			return false, nil
 		case err != nil:
 			w.metrics.confirmations.WithLabelValues("failed").Inc()
 			s.log.Warn("webhooks: confirming read failed", "trackingId", trackingID, "source", source, "err", err)
-			w.confirmLater(terminalID, trackingID, attempt)
-			return nil, nil
+			later = w.confirmLater(terminalID, trackingID, attempt)
+			return false, nil
 		}
 		// Read again: the page or another worker may have moved the payment while Bead answered.
 		if cur, err := s.store.GetPayment(ctx, terminalID, trackingID); err == nil {
@@ -557,14 +621,14 @@ func (w *webhooks) confirmPayment(ctx context.Context, terminalID, trackingID st
 		if *next != *p {
 			if err := s.store.PutPayment(ctx, *next); err != nil {
 				s.log.Warn("webhooks: confirmed status not recorded", "trackingId", trackingID, "err", err)
-				return nil, nil
+				return false, nil
 			}
 			w.hub.publish(next)
 		}
 		if confirming(next) && attempt < len(confirmRetries) {
 			w.metrics.confirmations.WithLabelValues("not_yet").Inc()
-			w.confirmLater(terminalID, trackingID, attempt)
-			return nil, nil
+			later = w.confirmLater(terminalID, trackingID, attempt)
+			return false, nil
 		}
 		if confirming(next) {
 			// Bead still does not show what the webhook announced, a minute on: its own answer stands,
@@ -576,21 +640,28 @@ func (w *webhooks) confirmPayment(ctx context.Context, terminalID, trackingID st
 			if err := s.store.PutPayment(ctx, *next); err == nil {
 				w.hub.publish(next)
 			}
-			return nil, nil
+			return true, nil
 		}
 		w.metrics.confirmations.WithLabelValues("confirmed").Inc()
 		s.log.Info("webhooks: status confirmed by Bead", "trackingId", trackingID, "statusCode", next.StatusCode, "source", source)
-		return nil, nil
+		return true, nil
 	})
+	settled, _ = v.(bool)
+	return settled
 }
 
-func (w *webhooks) confirmLater(terminalID, trackingID string, attempt int) {
+// confirmLater schedules the next read of the chain and reports whether it did; after the last one the
+// chain ends, and the event, still pending, is the sweep's to apply again.
+func (w *webhooks) confirmLater(terminalID, trackingID string, attempt int) bool {
 	if attempt >= len(confirmRetries) {
-		return // the read failed every time: the pages keep "confirming…" until a staff page's read
+		return false
 	}
 	time.AfterFunc(confirmRetries[attempt], func() {
-		w.enqueue(func(ctx context.Context) { w.confirmPayment(ctx, terminalID, trackingID, attempt+1) })
+		if !w.enqueue(func(ctx context.Context) { w.confirmPayment(ctx, terminalID, trackingID, attempt+1) }) {
+			w.chains.Delete(terminalID + "\x00" + trackingID) // queue full or closing: the sweep will retry
+		}
 	})
+	return true
 }
 
 // readStatus reads the payment from Bead with the best token at hand; source is "" when there is none.
