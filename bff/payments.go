@@ -47,6 +47,12 @@ const (
 // passes. A body naming another terminal or merchant is refused here: Bead would refuse it too, with a
 // bare 403 that explains nothing.
 func validatePayment(in paymentInput, sess *session.Session) (bead.CreatePaymentRequest, error) {
+	// Another terminal's request is refused whatever else is wrong with it: that is the more serious news.
+	if (in.TerminalID != "" && in.TerminalID != sess.TerminalID) || (in.MerchantID != "" && in.MerchantID != sess.MerchantID) {
+		return bead.CreatePaymentRequest{}, &Problem{Status: http.StatusForbidden, Cause: CauseTerminalMismatch,
+			Title:  "Another terminal or merchant",
+			Detail: "The request names a terminal or merchant other than the logged-in terminal's. Bead ties each token to one terminal; nothing was sent to Bead."}
+	}
 	fields := map[string]string{}
 	amount, msg := parseAmountJSON(in.RequestedAmount)
 	if msg != "" {
@@ -75,11 +81,6 @@ func validatePayment(in paymentInput, sess *session.Session) (bead.CreatePayment
 	}
 	if len(fields) > 0 {
 		return bead.CreatePaymentRequest{}, invalidFields(fields)
-	}
-	if (in.TerminalID != "" && in.TerminalID != sess.TerminalID) || (in.MerchantID != "" && in.MerchantID != sess.MerchantID) {
-		return bead.CreatePaymentRequest{}, &Problem{Status: http.StatusForbidden, Cause: CauseTerminalMismatch,
-			Title:  "Another terminal or merchant",
-			Detail: "The request names a terminal or merchant other than the logged-in terminal's. Bead ties each token to one terminal; nothing was sent to Bead."}
 	}
 	return bead.CreatePaymentRequest{
 		TerminalID:      sess.TerminalID,

@@ -128,7 +128,12 @@ func Load(getenv func(string) string) *Config {
 	}
 	c.Demo = c.BeadAPIURL == ""
 
-	if u, err := url.Parse(get("BFF_PUBLIC_URL", DefaultPublicURL)); err == nil {
+	// Without BFF_PUBLIC_URL the server is reached where it listens: http://localhost on BFF_ADDR's port.
+	publicDefault := DefaultPublicURL
+	if _, port, err := net.SplitHostPort(c.Addr); err == nil && port != "" && port != "0" && c.Addr != DefaultAddr {
+		publicDefault = "http://localhost:" + port
+	}
+	if u, err := url.Parse(get("BFF_PUBLIC_URL", publicDefault)); err == nil {
 		c.PublicURL = canonicalURL(u)
 	} else {
 		ps = append(ps, Problem{"BFF_PUBLIC_URL", "not a URL: " + err.Error()})
@@ -187,6 +192,10 @@ func (c *Config) Validate() Problems {
 		}
 	}
 	if u := c.PublicURL; u != nil {
+		if _, port, err := net.SplitHostPort(c.Addr); err == nil && isLoopback(u.Hostname()) && port != "0" && urlPort(u) != port {
+			add("BFF_PUBLIC_URL", "%s is this machine on port %s, but the server listens on BFF_ADDR=%s: browsers would reach something else "+
+				"(set BFF_PUBLIC_URL=%s://localhost:%s, or leave it unset)", u.String(), urlPort(u), c.Addr, u.Scheme, port)
+		}
 		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("BFF_PUBLIC_URL", "want an absolute http(s) URL such as %s, got %q", DefaultPublicURL, u.String())
 		} else if u.Path != "" && u.Path != "/" {
@@ -385,6 +394,21 @@ func CheckOriginPattern(o string) error {
 		}
 	}
 	return nil
+}
+
+func isLoopback(host string) bool {
+	return host == "localhost" || host == "::1" || strings.HasPrefix(host, "127.")
+}
+
+// urlPort is the URL's port, the scheme's default when it names none.
+func urlPort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
 }
 
 // checkAddr accepts host:port with a port from 0 (any free one) to 65535.

@@ -145,3 +145,21 @@ func TestAddrPortRange(t *testing.T) {
 		t.Errorf("out-of-range ports (-want +got):\n%s", diff)
 	}
 }
+
+// Moving the listen port moves the default public URL with it, and a loopback public URL on another port
+// than the server listens on is refused (a regression: changing BFF_ADDR alone once broke every login).
+func TestPublicURLFollowsListenPort(t *testing.T) {
+	c := Load(env(map[string]string{"BFF_ADDR": "127.0.0.1:18080"}))
+	if ps := c.Validate(); ps != nil || c.Origin() != "http://localhost:18080" {
+		t.Errorf("BFF_ADDR alone: origin %q, problems %v; want http://localhost:18080 and none", c.Origin(), ps)
+	}
+	c = Load(env(map[string]string{"BFF_ADDR": "127.0.0.1:18080", "BFF_PUBLIC_URL": "http://localhost:8080"}))
+	ps := c.Validate()
+	if len(ps) != 1 || ps[0].Var != "BFF_PUBLIC_URL" {
+		t.Errorf("loopback public URL on another port: %v, want one BFF_PUBLIC_URL problem", ps)
+	}
+	c = Load(env(map[string]string{"BFF_ADDR": "0.0.0.0:8080", "BFF_PUBLIC_URL": "https://pay.shop.example"}))
+	if ps := c.Validate(); ps != nil {
+		t.Errorf("behind a proxy on another port: %v, want none", ps)
+	}
+}

@@ -145,7 +145,9 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 		for _, t := range sb.Terminals() {
 			demo = append(demo, views.DemoCredential{Label: t.Label, Username: strings.TrimSuffix(t.Username, cfg.UsernameSuffix), Password: t.Password})
 		}
-		log.Warn("demo mode: BEAD_API_URL is unset, so beadbff talks to its embedded Bead sandbox", "sandbox", cfg.BeadAPIURL)
+		log.Warn("demo mode: BEAD_API_URL is unset, so beadbff talks to its embedded Bead sandbox", "sandbox", cfg.BeadAPIURL,
+			"webhooks", "the sandbox's callbacks come to /webhooks/bead, signed with a secret it handed over at start",
+			"serviceAccount", cfg.TerminalUsername)
 	}
 
 	keys := cfg.SessionKeys
