@@ -243,8 +243,8 @@ func (c *Config) Validate() Problems {
 		switch {
 		case err != nil:
 			add("REDIS_URL", "not a URL")
-		case u.Scheme != "redis" && u.Scheme != "rediss":
-			add("REDIS_URL", "want redis:// or rediss://, got scheme %q", u.Scheme)
+		case !validRedisScheme(u.Scheme):
+			add("REDIS_URL", "want redis://, rediss://, redis+cluster:// or redis+sentinel:// (rediss+… for TLS), got scheme %q", u.Scheme)
 		case u.Host == "":
 			add("REDIS_URL", "no host")
 		}
@@ -394,6 +394,14 @@ func CheckOriginPattern(o string) error {
 		}
 	}
 	return nil
+}
+
+func validRedisScheme(scheme string) bool {
+	switch scheme {
+	case "redis", "rediss", "redis+cluster", "rediss+cluster", "redis+sentinel", "rediss+sentinel":
+		return true
+	}
+	return false
 }
 
 func isLoopback(host string) bool {

@@ -61,6 +61,7 @@ func TestStoreContract(t *testing.T) {
 	}{
 		{name: "memory", setup: func(*testing.T) func(*testing.T) *harness { return newMemoryHarness }},
 		{name: "redis", setup: redisHarnessFactory},
+		{name: "redis-cluster", setup: redisClusterHarnessFactory},
 	}
 	for _, kind := range kinds {
 		t.Run(kind.name, func(t *testing.T) {
@@ -156,7 +157,19 @@ func newMemoryHarness(t *testing.T) *harness {
 // redisHarnessFactory starts (or finds) one Redis for the whole contract; each case gets its own key
 // prefix on it, so cases run in parallel and the server is never flushed.
 func redisHarnessFactory(parent *testing.T) func(t *testing.T) *harness {
-	url := redistest.Start(parent)
+	return redisHarnessAt(redistest.Start(parent))
+}
+
+// redisClusterHarnessFactory runs the same contract on a real three-node Redis Cluster, so that every
+// multi-key command the store issues is proven to stay within one hash slot.
+func redisClusterHarnessFactory(parent *testing.T) func(t *testing.T) *harness {
+	if testing.Short() {
+		parent.Skip("Redis Cluster contract; run without -short")
+	}
+	return redisHarnessAt(redistest.StartCluster(parent, 3).URL)
+}
+
+func redisHarnessAt(url string) func(t *testing.T) *harness {
 	return func(t *testing.T) *harness {
 		t.Helper()
 		prefix := redistest.Prefix(t)
@@ -212,37 +225,53 @@ func redisHarnessFactory(parent *testing.T) func(t *testing.T) *harness {
 	}
 }
 
-func rawRedisClient(t testing.TB, url string) *redis.Client {
+// rawRedisClient is a client that bypasses the store, for the contract's raw reads and writes: a plain
+// one for redis://, a cluster client for redis+cluster:// (built as the store builds its own).
+func rawRedisClient(t testing.TB, url string) redis.UniversalClient {
 	t.Helper()
-	opts, err := redis.ParseURL(url)
+	opts, err := redisOptions(url)
 	if err != nil {
 		t.Fatalf("parse test Redis URL: %v", err)
 	}
-	c := redis.NewClient(opts)
+	c := redis.NewUniversalClient(opts)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
-func scanKeys(t testing.TB, c *redis.Client, prefix string) []string {
+func scanKeys(t testing.TB, c redis.UniversalClient, prefix string) []string {
 	t.Helper()
-	var keys []string
-	iter := c.Scan(context.Background(), 0, prefix+"*", 100).Iterator()
-	for iter.Next(context.Background()) {
-		keys = append(keys, iter.Val())
+	var (
+		mu   sync.Mutex
+		keys []string
+	)
+	scan := func(ctx context.Context, node redis.UniversalClient) error {
+		iter := node.Scan(ctx, 0, prefix+"*", 100).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			keys = append(keys, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
 	}
-	if err := iter.Err(); err != nil {
+	var err error
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(context.Background(), func(ctx context.Context, node *redis.Client) error { return scan(ctx, node) })
+	} else {
+		err = scan(context.Background(), c)
+	}
+	if err != nil {
 		t.Fatalf("SCAN %s*: %v", prefix, err)
 	}
 	return keys
 }
 
 // deleteKeys tidies a (possibly shared) Redis after a case; failures only matter to the next reader of
-// that Redis, so they are logged, not fatal.
-func deleteKeys(t testing.TB, c *redis.Client, prefix string) {
+// that Redis, so they are logged, not fatal. One DEL per key: on a Cluster the keys sit in many slots.
+func deleteKeys(t testing.TB, c redis.UniversalClient, prefix string) {
 	t.Helper()
-	if keys := scanKeys(t, c, prefix); len(keys) > 0 {
-		if err := c.Del(context.Background(), keys...).Err(); err != nil {
-			t.Logf("tidy test keys %s*: %v", prefix, err)
+	for _, k := range scanKeys(t, c, prefix) {
+		if err := c.Del(context.Background(), k).Err(); err != nil {
+			t.Logf("tidy test key %s: %v", k, err)
 		}
 	}
 }

@@ -314,18 +314,23 @@ func (s *store) PutPayment(ctx context.Context, p Payment) error {
 	}
 	ttl := s.opts.PaymentTTL
 	list := s.listKey(p.TerminalID)
+	// The record and the terminal's list share the {terminal} hash tag, so they change together in one
+	// MULTI even on a Redis Cluster. The checkout key cannot share it (a checkout is looked up by its id
+	// alone), so it is written after: a checkout id never points at a record that is not there yet.
 	err = s.be.atomically(ctx, func(b batch) {
 		b.set(s.paymentKey(p.TerminalID, p.TrackingID), record, ttl)
 		b.addIfAbsent(list, score(p.CreatedAt), p.TrackingID)
 		b.dropScoredBelow(list, score(now.Add(-ttl)))
 		b.keepHighest(list, s.opts.MaxPayments)
 		b.expire(list, ttl)
-		if ref != nil {
-			b.set(s.checkoutKey(p.CheckoutID), ref, ttl)
-		}
 	})
 	if err != nil {
 		return unavailable("put payment", err)
+	}
+	if ref != nil {
+		if err := s.be.set(ctx, s.checkoutKey(p.CheckoutID), ref, ttl); err != nil {
+			return unavailable("put payment", err)
+		}
 	}
 	return nil
 }

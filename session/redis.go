@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -87,11 +88,16 @@ func redisOptions(redisURL string) (*redis.UniversalOptions, error) {
 		}
 		return nil, fmt.Errorf("session: REDIS_URL is not a valid URL: %w", err)
 	}
-	switch u.Scheme {
-	case "redis", "rediss":
-	default:
-		return nil, fmt.Errorf("session: REDIS_URL %s: scheme must be redis:// or rediss://, not %q",
-			u.Redacted(), u.Scheme)
+	base, mode, _ := strings.Cut(u.Scheme, "+")
+	if base != "redis" && base != "rediss" || (mode != "" && mode != "cluster" && mode != "sentinel") {
+		return nil, fmt.Errorf("session: REDIS_URL %s: scheme must be redis://, rediss://, redis+cluster:// or redis+sentinel:// "+
+			"(rediss+… for TLS), not %q", u.Redacted(), u.Scheme)
+	}
+	switch mode {
+	case "cluster":
+		return clusterOptions(u, base)
+	case "sentinel":
+		return sentinelOptions(u, base)
 	}
 	o, err := redis.ParseURL(redisURL)
 	if err != nil {
@@ -123,6 +129,56 @@ func redisOptions(redisURL string) (*redis.UniversalOptions, error) {
 		ConnMaxLifetimeJitter: o.ConnMaxLifetimeJitter,
 		TLSConfig:             o.TLSConfig,
 		// Without it go-redis ignores ctx deadlines on the socket, and CallTimeout would not bound a call.
+		ContextTimeoutEnabled: true,
+	}
+	failFast(uo)
+	return uo, nil
+}
+
+// clusterOptions reads redis+cluster://[user:password@]host:port?addr=host2:port&addr=host3:port (go-redis's
+// cluster URL with our scheme prefix): the seed nodes of a Redis Cluster.
+func clusterOptions(u *url.URL, base string) (*redis.UniversalOptions, error) {
+	plain := *u
+	plain.Scheme = base
+	o, err := redis.ParseClusterURL(plain.String())
+	if err != nil {
+		return nil, fmt.Errorf("session: REDIS_URL %s: %w", u.Redacted(), err)
+	}
+	uo := &redis.UniversalOptions{
+		Addrs: o.Addrs, IsClusterMode: true, ClientName: o.ClientName, Protocol: o.Protocol,
+		Username: o.Username, Password: o.Password, MaxRetries: o.MaxRetries, MinRetryBackoff: o.MinRetryBackoff,
+		MaxRetryBackoff: o.MaxRetryBackoff, DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout,
+		WriteTimeout: o.WriteTimeout, PoolFIFO: o.PoolFIFO, PoolSize: o.PoolSize, PoolTimeout: o.PoolTimeout,
+		MinIdleConns: o.MinIdleConns, MaxIdleConns: o.MaxIdleConns, MaxActiveConns: o.MaxActiveConns,
+		ConnMaxIdleTime: o.ConnMaxIdleTime, ConnMaxLifetime: o.ConnMaxLifetime, TLSConfig: o.TLSConfig,
+		MaxRedirects: o.MaxRedirects, ReadOnly: o.ReadOnly, RouteByLatency: o.RouteByLatency, RouteRandomly: o.RouteRandomly,
+		ContextTimeoutEnabled: true,
+	}
+	failFast(uo)
+	return uo, nil
+}
+
+// sentinelOptions reads redis+sentinel://[user:password@]sentinel:port[/db]?master_name=NAME&addr=sentinel2:port
+// (go-redis's failover URL with our scheme prefix; the user info is the Sentinels', `username` and
+// `password` query parameters are the master's).
+func sentinelOptions(u *url.URL, base string) (*redis.UniversalOptions, error) {
+	plain := *u
+	plain.Scheme = base
+	o, err := redis.ParseFailoverURL(plain.String())
+	if err != nil {
+		return nil, fmt.Errorf("session: REDIS_URL %s: %w", u.Redacted(), err)
+	}
+	if o.MasterName == "" {
+		return nil, fmt.Errorf("session: REDIS_URL %s: a Sentinel URL needs ?master_name=", u.Redacted())
+	}
+	uo := &redis.UniversalOptions{
+		Addrs: o.SentinelAddrs, MasterName: o.MasterName, SentinelUsername: o.SentinelUsername,
+		SentinelPassword: o.SentinelPassword, DB: o.DB, ClientName: o.ClientName, Protocol: o.Protocol,
+		Username: o.Username, Password: o.Password, MaxRetries: o.MaxRetries, MinRetryBackoff: o.MinRetryBackoff,
+		MaxRetryBackoff: o.MaxRetryBackoff, DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout,
+		WriteTimeout: o.WriteTimeout, PoolFIFO: o.PoolFIFO, PoolSize: o.PoolSize, PoolTimeout: o.PoolTimeout,
+		MinIdleConns: o.MinIdleConns, MaxIdleConns: o.MaxIdleConns, MaxActiveConns: o.MaxActiveConns,
+		ConnMaxIdleTime: o.ConnMaxIdleTime, ConnMaxLifetime: o.ConnMaxLifetime, TLSConfig: o.TLSConfig,
 		ContextTimeoutEnabled: true,
 	}
 	failFast(uo)

@@ -93,7 +93,9 @@ func TestRedisOptionsErrors(t *testing.T) {
 		want string
 	}{
 		{name: "empty", url: "", want: "REDIS_URL is empty"},
-		{name: "http scheme", url: "http://:" + password + "@h", want: `scheme must be redis:// or rediss://, not "http"`},
+		{name: "http scheme", url: "http://:" + password + "@h", want: `not "http"`},
+		{name: "unknown mode", url: "redis+shard://:" + password + "@h", want: `not "redis+shard"`},
+		{name: "sentinel without master", url: "redis+sentinel://:" + password + "@h:26379", want: "needs ?master_name="},
 		{name: "unix socket", url: "unix:///run/redis.sock", want: `not "unix"`},
 		{name: "bad port", url: "redis://:" + password + "@h:port", want: "not a valid URL"},
 		{name: "bad db", url: "redis://:" + password + "@h/first", want: "invalid database number"},
@@ -266,5 +268,42 @@ func TestRedisKeyNames(t *testing.T) {
 		if tt.got != tt.want {
 			t.Errorf("%s key = %q, want %q", tt.name, tt.got, tt.want)
 		}
+	}
+}
+
+// The three REDIS_URL forms build the three kinds of client, each with the fail-fast budget.
+func TestRedisURLForms(t *testing.T) {
+	tests := []struct {
+		url      string
+		kind     string // simple, cluster, sentinel
+		addrs    int
+		master   string
+		password string
+	}{
+		{"redis://:pw@10.0.0.1:6379/2", "simple", 1, "", "pw"},
+		{"redis+cluster://:pw@10.0.0.1:7000?addr=10.0.0.2:7000&addr=10.0.0.3:7000", "cluster", 3, "", "pw"},
+		{"redis+cluster://10.0.0.1:7000", "cluster", 1, "", ""},
+		{"redis+sentinel://10.0.0.1:26379?master_name=sessions&addr=10.0.0.2:26379&password=masterpw", "sentinel", 2, "sessions", "masterpw"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind+" "+tt.url, func(t *testing.T) {
+			o, err := redisOptions(tt.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kind := "simple"
+			switch {
+			case o.MasterName != "":
+				kind = "sentinel"
+			case o.IsClusterMode:
+				kind = "cluster"
+			}
+			if kind != tt.kind || len(o.Addrs) != tt.addrs || o.MasterName != tt.master || o.Password != tt.password {
+				t.Errorf("got %s with %d addrs, master %q, password %q", kind, len(o.Addrs), o.MasterName, o.Password)
+			}
+			if !o.ContextTimeoutEnabled || o.ReadTimeout != redisIOTimeout || o.MaxRetries != redisMaxRetries {
+				t.Errorf("fail-fast settings missing: ctx %v read %v retries %d", o.ContextTimeoutEnabled, o.ReadTimeout, o.MaxRetries)
+			}
+		})
 	}
 }

@@ -19,6 +19,7 @@ func TestWebhookContract(t *testing.T) {
 	}{
 		{name: "memory", setup: func(*testing.T) func(*testing.T) *harness { return newMemoryHarness }},
 		{name: "redis", setup: redisHarnessFactory},
+		{name: "redis-cluster", setup: redisClusterHarnessFactory},
 	}
 	for _, kind := range kinds {
 		t.Run(kind.name, func(t *testing.T) {

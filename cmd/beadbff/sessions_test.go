@@ -137,3 +137,29 @@ func TestRefreshStormTwoServers(t *testing.T) {
 		t.Errorf("refreshTokenReuse = %v, want 0", n)
 	}
 }
+
+// The whole server on a three-node Redis Cluster (REDIS_URL=redis+cluster://…): log in, create, read,
+// list; every multi-key write stays within one hash slot.
+func TestServerOnRedisCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Redis Cluster; run without -short")
+	}
+	cluster := redistest.StartCluster(t, 3)
+	e := startEnv(t, envOptions{redisURL: cluster.URL})
+	app := e.client()
+	e.login(app, 0)
+	created := e.api(app, "POST", "/api/v1/payments", map[string]any{"requestedAmount": "8.00", "reference": "on-a-cluster"})
+	if created.status != http.StatusCreated {
+		t.Fatalf("create on a cluster: %d %s", created.status, created.body)
+	}
+	id, _ := created.json(t)["trackingId"].(string)
+	if r := e.api(app, "GET", "/api/v1/payments/"+id, nil); r.status != http.StatusOK {
+		t.Errorf("read on a cluster: %d %s", r.status, r.body)
+	}
+	if r := e.api(app, "GET", "/api/v1/payments", nil); r.status != http.StatusOK || !strings.Contains(string(r.body), id) {
+		t.Errorf("list on a cluster: %d %s", r.status, r.body)
+	}
+	if r := e.do(app, "GET", e.url+"/readyz", nil, nil); r.status != http.StatusOK {
+		t.Errorf("readyz on a cluster: %d %s", r.status, r.body)
+	}
+}
