@@ -126,8 +126,9 @@ func (s *Server) refresh(ctx context.Context, sess *session.Session, staleAccess
 }
 
 const (
-	refreshLockTTL  = 15 * time.Second // longer than one refresh grant may take (BEAD_TIMEOUT defaults to 10 s)
-	refreshWaitStep = 50 * time.Millisecond
+	refreshLockTTL    = 15 * time.Second // longer than one refresh grant may take (BEAD_TIMEOUT defaults to 10 s)
+	refreshLockMargin = 2 * time.Second  // the holder's work ends this long before its lease does
+	refreshWaitStep   = 50 * time.Millisecond
 )
 
 // errRefreshBusy: another process held the refresh lock for longer than a refresh can take.
@@ -147,11 +148,15 @@ func (s *Server) refreshAcrossProcesses(ctx context.Context, sess *session.Sessi
 		}
 		if held != "" {
 			defer func() { _ = s.store.Unlock(ctx, lock, held) }()
+			// The lease bounds the work: the grant and its save must end before the lock can expire and
+			// let another process refresh with the same refresh token.
+			lctx, cancel := context.WithTimeout(ctx, refreshLockTTL-refreshLockMargin)
+			defer cancel()
 			// Look once more under the lock: the previous holder may have finished just now.
-			if current, newer, err = s.newerToken(ctx, sess, staleAccess); err != nil || newer {
+			if current, newer, err = s.newerToken(lctx, sess, staleAccess); err != nil || newer {
 				return current.Token, err
 			}
-			return s.refreshGrant(ctx, current, reason)
+			return s.refreshGrant(lctx, current, reason)
 		}
 		if time.Now().After(deadline) {
 			s.metrics.refreshes.WithLabelValues("lock_timeout").Inc()
