@@ -10,31 +10,32 @@ import (
 	"beadbff/views"
 )
 
-// Causes: the stable codes of CONTRACT.md (and the anchors of /help/403). Additions of ours are marked.
+// Causes: the stable codes of CONTRACT.md (and the anchors of /help/403). The diagnosis package owns the
+// table; the server names them here so handlers read as the server's own words. Additions only the
+// server's own refusals have are at the end.
 const (
-	CauseTokenMissing            = "token_missing"
-	CauseTokenExpired            = "token_expired"
-	CauseWrongClientOrScope      = "wrong_client_or_scope"
-	CauseTerminalMismatch        = "terminal_mismatch"
-	CauseRealmMismatch           = "realm_mismatch"
-	CauseClockSkew               = "clock_skew"
-	CauseRefreshTokenInvalid     = "refresh_token_invalid"
-	CauseBlockedBeforeBead       = "blocked_before_bead"
-	CauseWebhookSignatureInvalid = "webhook_signature_invalid"
-	CauseCORSOriginNotAllowed    = "cors_origin_not_allowed"
-	CauseCSRFHeaderMissing       = "csrf_header_missing"
-	CauseRateLimited             = "rate_limited"
-	CauseBeadUnavailable         = "bead_unavailable"
-	CauseSessionStoreUnavailable = "session_store_unavailable"
-	CauseNotAuthenticated        = "not_authenticated"
-	CauseInvalidRequest          = "invalid_request"
-	CauseUnknown                 = "unknown"
+	CauseTokenMissing            = diagnose.CauseTokenMissing
+	CauseTokenExpired            = diagnose.CauseTokenExpired
+	CauseWrongClientOrScope      = diagnose.CauseWrongClientOrScope
+	CauseTerminalMismatch        = diagnose.CauseTerminalMismatch
+	CauseRealmMismatch           = diagnose.CauseRealmMismatch
+	CauseClockSkew               = diagnose.CauseClockSkew
+	CauseRefreshTokenInvalid     = diagnose.CauseRefreshTokenInvalid
+	CauseBlockedBeforeBead       = diagnose.CauseBlockedBeforeBead
+	CauseWebhookSignatureInvalid = diagnose.CauseWebhookSignatureInvalid
+	CauseCORSOriginNotAllowed    = diagnose.CauseCORSOriginNotAllowed
+	CauseCSRFHeaderMissing       = diagnose.CauseCSRFHeaderMissing
+	CauseRateLimited             = diagnose.CauseRateLimited
+	CauseBeadUnavailable         = diagnose.CauseBeadUnavailable
+	CauseSessionStoreUnavailable = diagnose.CauseSessionStoreUnavailable
+	CauseNotAuthenticated        = diagnose.CauseNotAuthenticated
+	CauseInvalidRequest          = diagnose.CauseInvalidRequest
+	CauseUnknown                 = diagnose.CauseUnknown
+	CauseInvalidCredentials      = diagnose.CauseInvalidCredentials // the realm refused the username or password
+	CauseNotFound                = diagnose.CauseNotFound           // no such page, payment or checkout
 
-	// Ours, beyond CONTRACT.md's list.
-	CauseInvalidCredentials = "invalid_credentials" // the realm refused the username or password at login
-	CauseNotFound           = "not_found"           // no such page, payment or checkout
-	CauseCSRFTokenInvalid   = "csrf_token_invalid"  // an HTML form without this session's token, or from another site
-	CauseInternal           = "internal_error"      // a bug of ours; logged with the request id
+	CauseCSRFTokenInvalid = "csrf_token_invalid" // an HTML form without this session's token, or from another site
+	CauseInternal         = "internal_error"     // a bug of ours; logged with the request id
 )
 
 // Problem is an error that knows how it is shown: as application/problem+json on /api and as an error page
