@@ -55,7 +55,7 @@ bench: deps
 	@mkdir -p test-artifacts
 	$(GO) test -run '^$$' -bench 'StatusRead' -benchtime $(BENCHTIME) -count 1 ./cmd/beadbff/ | tee test-artifacts/bench.txt
 	@.ci/bench-ratio test-artifacts/bench.txt
-	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./session/ | tee test-artifacts/bench-session.txt
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./session/ ./bff/ | tee test-artifacts/bench-session.txt
 
 clean:
 	rm -rf bin
