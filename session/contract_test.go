@@ -62,6 +62,7 @@ func TestStoreContract(t *testing.T) {
 		{name: "memory", setup: func(*testing.T) func(*testing.T) *harness { return newMemoryHarness }},
 		{name: "redis", setup: redisHarnessFactory},
 		{name: "redis-cluster", setup: redisClusterHarnessFactory},
+		{name: "redis-sentinel", setup: redisSentinelHarnessFactory},
 	}
 	for _, kind := range kinds {
 		t.Run(kind.name, func(t *testing.T) {
@@ -167,6 +168,16 @@ func redisClusterHarnessFactory(parent *testing.T) func(t *testing.T) *harness {
 		parent.Skip("Redis Cluster contract; run without -short")
 	}
 	return redisHarnessAt(redistest.StartCluster(parent, 3).URL)
+}
+
+// redisSentinelHarnessFactory runs the contract through a real Sentinel, which names the master the store
+// then talks to (REDIS_URL=redis+sentinel://…).
+func redisSentinelHarnessFactory(parent *testing.T) func(t *testing.T) *harness {
+	if testing.Short() {
+		parent.Skip("Redis Sentinel contract; run without -short")
+	}
+	master := redistest.StartServer(parent)
+	return redisHarnessAt(redistest.StartSentinel(parent, master, "beadbff"))
 }
 
 func redisHarnessAt(url string) func(t *testing.T) *harness {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -310,4 +311,51 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		c.URL += "addr=" + s.Addr
 	}
 	return c
+}
+
+// StartSentinel starts one Redis Sentinel on a free loopback port that monitors master under the name
+// masterName, waits until it names the master, and stops it in t.Cleanup. It returns the REDIS_URL form
+// beadbff reads: redis+sentinel://127.0.0.1:PORT?master_name=NAME.
+func StartSentinel(t testing.TB, master *Server, masterName string) string {
+	t.Helper()
+	binary, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redistest: redis-server not found: apt-get install redis-server")
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "sentinel.conf") // Sentinel rewrites its own config file
+	text := fmt.Sprintf("port %d\nbind 127.0.0.1\nsentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 2000\n",
+		port, masterName, master.port, masterName)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := new(bytes.Buffer)
+	cmd := exec.Command(binary, conf, "--sentinel")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("redistest: start sentinel: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(startTimeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			_ = c.SetDeadline(time.Now().Add(time.Second))
+			fmt.Fprintf(c, "SENTINEL get-master-addr-by-name %s\r\n", masterName)
+			buf := make([]byte, 256)
+			n, _ := c.Read(buf)
+			c.Close()
+			if strings.Contains(string(buf[:n]), strconv.Itoa(master.port)) {
+				return "redis+sentinel://" + addr + "?master_name=" + masterName
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redistest: sentinel on %s does not name master %s: %s", addr, masterName, strings.TrimSpace(out.String()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
