@@ -15,6 +15,7 @@ const (
 	navNone       navItem = ""
 	navPayments   navItem = "payments"
 	navNewPayment navItem = "new-payment"
+	navWebhooks   navItem = "webhooks"
 )
 
 // jwtPrefixMax is how much of an access token the support bundle may show: Bead support asks for the
