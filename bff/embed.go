@@ -11,7 +11,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
-	qrcode "github.com/skip2/go-qrcode"
 
 	"beadbff/bff/bead"
 	"beadbff/session"
@@ -146,14 +145,11 @@ func (s *Server) embedCheckoutQR(c *fiber.Ctx) error {
 		status, _ := s.embedFailureStatus(c, err)
 		return c.SendStatus(status)
 	}
-	png, err := qrcode.Encode(p.PaymentURL, qrcode.Medium, 320)
-	if err != nil {
+	if err := sendQRCode(c, p.PaymentURL); err != nil {
 		s.log.Error("checkout QR code", "requestId", requestIDOf(c), "err", err)
 		return c.SendStatus(http.StatusInternalServerError)
 	}
-	c.Set("Cache-Control", "private, max-age=3600") // the URL it draws never changes
-	c.Set(fiber.HeaderContentType, "image/png")
-	return c.Send(png)
+	return nil
 }
 
 // currentCheckoutStatus is the payment with the freshest status this server can have without a staff

@@ -463,7 +463,13 @@ func (s *Server) paymentQR(c *fiber.Ctx) error {
 	} else if err != nil {
 		return storeUnavailable(err)
 	}
-	png, err := qrcode.Encode(p.PaymentURL, qrcode.Medium, 320)
+	return sendQRCode(c, p.PaymentURL)
+}
+
+// sendQRCode answers with a PNG QR code of url (the staff page's and the checkout's). The URL drawn for
+// a payment never changes, so the image may be cached privately for an hour.
+func sendQRCode(c *fiber.Ctx, url string) error {
+	png, err := qrcode.Encode(url, qrcode.Medium, 320)
 	if err != nil {
 		return err
 	}

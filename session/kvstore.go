@@ -364,6 +364,28 @@ func (s *store) getPayment(ctx context.Context, op, terminalID, trackingID strin
 // ListPayments reads the newest ids of the terminal's list and their records in two round trips. A limit
 // of 0 or less, or above MaxPayments, means MaxPayments. Records that have expired, or no longer decode,
 // are left out rather than failing the whole dashboard.
+// newestRecords reads the n newest members of the sorted set index, highest score first, and the value
+// stored under keyOf(member) for each (nil where it is gone): an index and the records it points at, the
+// shape of the payment list, the webhook queue and the secret registry alike.
+func (s *store) newestRecords(ctx context.Context, op, index string, n int, keyOf func(string) string) ([]string, [][]byte, error) {
+	members, err := s.be.newest(ctx, index, n)
+	if err != nil {
+		return nil, nil, unavailable(op, err)
+	}
+	if len(members) == 0 {
+		return nil, nil, nil
+	}
+	keys := make([]string, len(members))
+	for i, m := range members {
+		keys[i] = keyOf(m)
+	}
+	raws, err := s.be.getMany(ctx, keys)
+	if err != nil {
+		return nil, nil, unavailable(op, err)
+	}
+	return members, raws, nil
+}
+
 func (s *store) ListPayments(ctx context.Context, terminalID string, limit int) ([]Payment, error) {
 	if limit <= 0 || limit > s.opts.MaxPayments {
 		limit = s.opts.MaxPayments
@@ -373,22 +395,12 @@ func (s *store) ListPayments(ctx context.Context, terminalID string, limit int) 
 	if err != nil {
 		return nil, err
 	}
-	ids, err := s.be.newest(ctx, s.listKey(terminalID), limit)
+	_, raws, err := s.newestRecords(ctx, "list payments", s.listKey(terminalID), limit,
+		func(id string) string { return s.paymentKey(terminalID, id) })
 	if err != nil {
-		return nil, unavailable("list payments", err)
+		return nil, err
 	}
-	payments := make([]Payment, 0, len(ids)) // never nil: the API answers [] rather than null
-	if len(ids) == 0 {
-		return payments, nil
-	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = s.paymentKey(terminalID, id)
-	}
-	raws, err := s.be.getMany(ctx, keys)
-	if err != nil {
-		return nil, unavailable("list payments", err)
-	}
+	payments := make([]Payment, 0, len(raws)) // never nil: the API answers [] rather than null
 	for _, raw := range raws {
 		var p Payment
 		if raw == nil || json.Unmarshal(raw, &p) != nil || p.TerminalID != terminalID {

@@ -215,22 +215,11 @@ func (s *store) PendingWebhookEvents(ctx context.Context, receivedBefore time.Ti
 	if err != nil {
 		return nil, err
 	}
-	ids, err := s.be.newest(ctx, s.webhookQueueKey(), limit)
+	ids, raws, err := s.newestRecords(ctx, op, s.webhookQueueKey(), limit, s.webhookEventKey)
 	if err != nil {
-		return nil, unavailable(op, err)
+		return nil, err
 	}
 	out := []WebhookEvent{}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = s.webhookEventKey(id)
-	}
-	raws, err := s.be.getMany(ctx, keys)
-	if err != nil {
-		return nil, unavailable(op, err)
-	}
 	floor := s.opts.Now().Add(-WebhookQueueWindow)
 	for i := len(raws) - 1; i >= 0; i-- { // newest gave newest first
 		var ev WebhookEvent
@@ -352,28 +341,17 @@ func (s *store) WebhookSecrets(ctx context.Context) ([]WebhookSecret, error) {
 	if err != nil {
 		return nil, err
 	}
-	terminals, err := s.be.newest(ctx, s.webhookSecretIndexKey(), webhookSecretMax)
+	terminals, raws, err := s.newestRecords(ctx, op, s.webhookSecretIndexKey(), webhookSecretMax, s.webhookSecretKey)
 	if err != nil {
-		return nil, unavailable(op, err)
+		return nil, err
 	}
 	out := []WebhookSecret{}
-	if len(terminals) == 0 {
-		return out, nil
-	}
-	keys := make([]string, len(terminals))
-	for i, t := range terminals {
-		keys[i] = s.webhookSecretKey(t)
-	}
-	raws, err := s.be.getMany(ctx, keys)
-	if err != nil {
-		return nil, unavailable(op, err)
-	}
 	now := s.opts.Now()
 	for i, raw := range raws {
 		if raw == nil {
 			continue
 		}
-		sec, err := s.decodeWebhookSecret(keys[i], raw)
+		sec, err := s.decodeWebhookSecret(s.webhookSecretKey(terminals[i]), raw)
 		if err != nil || sec.TerminalID != terminals[i] {
 			continue
 		}
