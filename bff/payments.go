@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -396,6 +397,12 @@ func (s *Server) newPaymentPage(c *fiber.Ctx) error {
 	return render(c, http.StatusOK, views.NewPayment(views.NewPaymentView{Page: s.page(c, "New payment")}))
 }
 
+// createPaymentSubmit creates the payment of the new-payment form. Whenever the payment was not made and
+// the session still stands, the form comes back with what the staff member typed: under each field its
+// error, or, when Bead (or something in front of it) refused the create, a banner naming the cause in plain
+// words with a link to the incident page and its diagnosis, answered with the problem's status. A session
+// that ended, a session store that is down (the payment may exist at Bead unrecorded) and a bug here keep
+// the error page.
 func (s *Server) createPaymentSubmit(c *fiber.Ctx) error {
 	amount := utils.CopyString(c.FormValue("amount"))
 	in := paymentInput{
@@ -408,18 +415,69 @@ func (s *Server) createPaymentSubmit(c *fiber.Ctx) error {
 		return c.Redirect("/payments/"+url.PathEscape(p.TrackingID), http.StatusSeeOther)
 	}
 	pr, ok := asProblem(err)
-	if !ok || pr.Cause != CauseInvalidRequest || len(pr.Fields) == 0 {
+	if !ok || pr.Status == http.StatusUnauthorized || sessionOf(c) == nil ||
+		(pr.Cause == CauseSessionStoreUnavailable && pr.Incident == nil) {
 		return err
 	}
+	c.Set("Cache-Control", "no-store")
 	v := views.NewPaymentView{Page: s.page(c, "New payment"), Amount: amount, Reference: in.Reference,
 		Description: in.Description, Errors: map[string]string{}}
-	for field, msg := range pr.Fields {
-		if field == "requestedAmount" {
-			field = "amount"
+	if pr.Cause == CauseInvalidRequest && pr.Incident == nil {
+		// Ours or Bead's: per field where the form has the field, else above the form.
+		var other []string
+		for field, msg := range pr.Fields {
+			switch field {
+			case "requestedAmount", "amount":
+				v.Errors["amount"] = msg
+			case "reference", "description":
+				v.Errors[field] = msg
+			default:
+				other = append(other, msg)
+			}
 		}
-		v.Errors[field] = msg
+		if len(pr.Fields) == 0 {
+			other = append(other, pr.Title+". "+pr.Detail)
+		}
+		slices.Sort(other)
+		v.Errors[""] = strings.Join(other, " ")
+		return render(c, http.StatusBadRequest, views.NewPayment(v))
 	}
-	return render(c, http.StatusBadRequest, views.NewPayment(v))
+	v.Failure = s.createFailure(c, pr)
+	s.log.Log(c.UserContext(), slogLevelFor(pr.Status), "payment not created; form shown again",
+		"requestId", requestIDOf(c), "cause", pr.Cause, "status", pr.Status, "incidentId", pr.IncidentID)
+	setRetryAfter(c, pr.RetryAfter)
+	return render(c, pr.Status, views.NewPayment(v))
+}
+
+// createFailure is the banner of a create Bead refused (or could not be asked): plain words first, the
+// cause code and the request id for whoever helps, and the incident page for the whole diagnosis.
+func (s *Server) createFailure(c *fiber.Ctx, pr *Problem) *views.CreateFailure {
+	info, _ := diagnose.LookupCause(pr.Cause)
+	f := &views.CreateFailure{
+		Heading:    "The payment was not created.",
+		CauseTitle: firstNonEmpty(pr.Title, info.Title),
+		Summary:    firstNonEmpty(pr.Detail, info.Meaning),
+		Cause:      pr.Cause,
+		RequestID:  requestIDOf(c),
+		HelpURL:    "/help/403#" + pr.Cause,
+	}
+	if pr.IncidentID != "" {
+		f.IncidentURL = "/help/incidents/" + pr.IncidentID
+	}
+	var te *bead.TransportError
+	switch {
+	case errors.As(pr.Err, &te) && te.Timeout:
+		// The call may have reached Bead: a second try could make a second payment.
+		f.Heading = "Bead did not answer in time, so this server cannot tell whether the payment was created."
+		f.Advice = "Bead may have created it even so: creating it again could make a second payment for the same order."
+	case pr.RetryAfter > 0:
+		f.Advice = "Wait " + waitText(pr.RetryAfter) + ", then create it again."
+	case info.AutoRecoverable:
+		f.Advice = "Try again in a moment."
+	default:
+		f.Advice = "Trying again will most likely fail the same way until the cause is fixed."
+	}
+	return f
 }
 
 func mustJSON(s string) string {

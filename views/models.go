@@ -63,6 +63,21 @@ type NewPaymentView struct {
 	Reference   string
 	Description string
 	Errors      map[string]string // field name ("amount", "reference", "description") -> message; "" key: form-wide
+	Failure     *CreateFailure    // why Bead did not create the payment just submitted; nil for none
+}
+
+// CreateFailure is a submitted payment Bead did not create (a WAF in between, a rate limit, a token it
+// refused...): the form is shown again with what was typed, under a banner that says why in plain words
+// and links to the diagnosis. It holds no token and no secret: the incident page has the support bundle.
+type CreateFailure struct {
+	Heading     string // one sentence: what became of the payment, e.g. "The payment was not created."
+	CauseTitle  string // the cause in plain words, e.g. "Blocked before reaching Bead"
+	Summary     string // what happened, e.g. "The 403 came from a firewall or proxy in front of Bead, ..."
+	Advice      string // what to do now, e.g. "Wait 30 seconds, then create it again."
+	Cause       string // the stable cause code, e.g. "blocked_before_bead"
+	RequestID   string // this request's id
+	IncidentURL string // "/help/incidents/{id}", the diagnosis; "" when it could not be stored
+	HelpURL     string // "/help/403#cause", the cause explained
 }
 
 // PaymentView is /payments/{trackingId}.

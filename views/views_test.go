@@ -404,6 +404,61 @@ func TestNewPaymentFieldErrors(t *testing.T) {
 	}
 }
 
+// A create Bead refused comes back as the form with what was typed, under a banner that names the cause
+// in plain words and leads to the diagnosis; without a stored incident it leads to the cause's help.
+func TestNewPaymentCreateFailure(t *testing.T) {
+	failure := CreateFailure{
+		Heading:     "The payment was not created.",
+		CauseTitle:  "Blocked before reaching Bead",
+		Summary:     "The 403 came from a firewall or proxy in front of Bead, not from Bead's API: Bead never saw the request.",
+		Advice:      "Trying again will most likely fail the same way until the cause is fixed.",
+		Cause:       "blocked_before_bead",
+		RequestID:   "req-42",
+		IncidentURL: "/help/incidents/AbCdEfGhIjKlMnOpQrStUv",
+		HelpURL:     "/help/403#blocked_before_bead",
+	}
+	v := NewPaymentView{Page: loggedInPage(), Amount: "12.34", Reference: "order-55", Description: "Two coffees & a cake",
+		Errors: map[string]string{}, Failure: &failure}
+	doc, _ := render(t, NewPayment(v))
+	banner := one(t, doc, "create-failure")
+	if got := attr(t, banner, "role"); got != "alert" {
+		t.Errorf("banner role = %q, want alert (read out when the page opens)", got)
+	}
+	for id, want := range map[string]string{"create-failure-heading": failure.Heading, "create-failure-cause-title": failure.CauseTitle,
+		"create-failure-summary": failure.Summary, "create-failure-cause": failure.Cause, "create-failure-request-id": failure.RequestID} {
+		if got := text(one(t, doc, id)); got != want {
+			t.Errorf("%s = %q, want %q", id, got, want)
+		}
+	}
+	if got := text(one(t, doc, "create-failure-advice")); !strings.HasPrefix(got, failure.Advice) || !strings.Contains(got, "kept") {
+		t.Errorf("advice = %q, want the advice and that the input is kept", got)
+	}
+	if got := attr(t, one(t, doc, "create-failure-incident"), "href"); got != failure.IncidentURL {
+		t.Errorf("incident link = %q", got)
+	}
+	none(t, doc, "create-failure-help")
+	form := one(t, doc, "new-payment-form")
+	for name, want := range map[string]string{"amount": v.Amount, "reference": v.Reference} {
+		if got := attr(t, form.Find(`input[name="`+name+`"]`), "value"); got != want {
+			t.Errorf("%s not refilled: %q, want %q", name, got, want)
+		}
+	}
+	if got := form.Find(`textarea[name="description"]`).Text(); got != v.Description {
+		t.Errorf("description not refilled: %q", got)
+	}
+	none(t, doc, "form-error")
+
+	failure.IncidentURL = "" // the incident could not be stored
+	doc, _ = render(t, NewPayment(v))
+	none(t, doc, "create-failure-incident")
+	if got := attr(t, one(t, doc, "create-failure-help"), "href"); got != failure.HelpURL {
+		t.Errorf("help link = %q", got)
+	}
+
+	doc, _ = render(t, NewPayment(sampleNewPayment()))
+	none(t, doc, "create-failure")
+}
+
 func TestPaymentPage(t *testing.T) {
 	v := samplePaymentView()
 	doc, _ := render(t, Payment(v))

@@ -77,8 +77,8 @@ func TestBrowserStaffFlow(t *testing.T) {
 	browsertest.Screenshot(t, ctx, "5-dashboard")
 }
 
-// A refusal in the browser: the staff member lands on the diagnosis (cause, evidence, checklist, support
-// bundle), can copy the bundle, and finds the cause explained on /help/403.
+// A refusal in the browser: the form comes back with what was typed and the cause; its link leads to the
+// diagnosis (cause, evidence, checklist, support bundle), and /help/403 explains the cause.
 func TestBrowserIncidentPage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test; run without -short")
@@ -102,6 +102,18 @@ func TestBrowserIncidentPage(t *testing.T) {
 		chromedp.SendKeys(css(`#amount`), "5.00"),
 		chromedp.SendKeys(css(`#reference`), "blocked-order"),
 		chromedp.Submit(css(`#amount`)),
+		chromedp.WaitVisible(css(`[data-testid="create-failure"]`)),
+	))
+	browsertest.Screenshot(t, ctx, "0-form-shown-again")
+	for sel, want := range map[string]string{`#amount`: "5.00", `#reference`: "blocked-order"} {
+		got, err := chromedp.Run(ctx, chromedp.Value(css(sel)))
+		step("read "+sel, err)
+		if got != want {
+			t.Errorf("%s after the refusal = %q, want %q as typed", sel, got, want)
+		}
+	}
+	step("open the diagnosis", chromedp.Do(ctx,
+		chromedp.Click(css(`[data-testid="create-failure-incident"]`)),
 		chromedp.WaitVisible(css(`[data-testid="incident"]`)),
 	))
 	cause, err := chromedp.Run(ctx, chromedp.Text(css(`[data-testid="incident-cause"]`)))

@@ -83,7 +83,8 @@ func TestRefusalSurvivingRetry(t *testing.T) {
 		})
 	}
 
-	// The same refusal in a browser: the first troubleshooting page, with the bundle and a mail to Bead.
+	// The same refusal in a browser: the form comes back with the cause and a link to the incident page,
+	// which carries the bundle and a mail to Bead (TestFormCreateRefusedKeepsInput checks the form itself).
 	e.sb("DELETE", "/_sandbox/faults", nil)
 	dash := e.do(app, "GET", e.url+"/", nil, nil)
 	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(dash.body)
@@ -91,24 +92,33 @@ func TestRefusalSurvivingRetry(t *testing.T) {
 		t.Fatal("no form token on the dashboard")
 	}
 	e.sb("POST", "/_sandbox/faults", map[string]any{"kind": "waf_block", "count": 2})
-	page := e.form(app, "/payments", "amount=3&reference=refused-page&csrf="+string(csrf[1]))
-	if page.status != http.StatusBadGateway {
-		t.Fatalf("page status %d", page.status)
+	form := e.form(app, "/payments", "amount=3&reference=refused-page&csrf="+string(csrf[1]))
+	if form.status != http.StatusBadGateway || !bytes.Contains(form.body, []byte("blocked_before_bead")) {
+		t.Fatalf("form page status %d, want 502 naming blocked_before_bead", form.status)
+	}
+	link := regexp.MustCompile(`href="(/help/incidents/[A-Za-z0-9_-]{22})"`).FindSubmatch(form.body)
+	if link == nil {
+		t.Fatal("the form shown again has no link to the incident page")
+	}
+	page := e.do(app, "GET", e.url+string(link[1]), nil, nil)
+	if page.status != http.StatusOK {
+		t.Fatalf("incident page status %d", page.status)
 	}
 	for _, want := range []string{`data-testid="support-bundle"`, `data-testid="bundle-jwt-prefix"`, "mailto:developers@bead.xyz",
-		"POST /payments/crypto", page.header.Get("X-Request-Id"), "blocked_before_bead"} {
+		"POST /payments/crypto", form.header.Get("X-Request-Id"), "blocked_before_bead"} {
 		if !bytes.Contains(page.body, []byte(want)) {
 			t.Errorf("troubleshooting page lacks %q", want)
 		}
 	}
-	if got := regexp.MustCompile(`eyJ[A-Za-z0-9_.-]*`).FindAll(page.body, -1); len(got) == 0 {
-		t.Error("no JWT prefix on the page")
-	} else {
-		for _, g := range got {
+	for what, body := range map[string][]byte{"form page": form.body, "incident page": page.body} {
+		for _, g := range regexp.MustCompile(`eyJ[A-Za-z0-9_.-]*`).FindAll(body, -1) {
 			if len(g) > 50 {
-				t.Errorf("page shows %d characters of the token, want at most 50", len(g))
+				t.Errorf("%s shows %d characters of the token, want at most 50", what, len(g))
 			}
 		}
+	}
+	if got := regexp.MustCompile(`eyJ[A-Za-z0-9_.-]*`).FindAll(page.body, -1); len(got) == 0 {
+		t.Error("no JWT prefix on the incident page")
 	}
 }
 
