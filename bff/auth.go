@@ -24,17 +24,14 @@ import (
 // store read per request and not a write too.
 const touchEvery = time.Minute
 
-// sessionTTL is how long the store keeps a session from now: until its idle or its absolute timeout, or
-// until its refresh token dies (after that the session cannot call Bead any more), whichever comes first.
-// The idle timeout lives in the store's TTL alone.
+// sessionTTL is how long the store keeps a session from now: until its idle or its absolute timeout,
+// whichever comes first. The idle timeout lives in the store's TTL alone. The session holds no token, so
+// the refresh token's lifetime is not its concern: the terminal's token has its own TTL, and a session
+// whose terminal's login has ended learns so at its next call to Bead (401, log in again).
 func (s *Server) sessionTTL(sess *session.Session) time.Duration {
-	now := s.now()
 	ttl := s.cfg.SessionIdleTimeout
-	if left := sess.CreatedAt.Add(s.cfg.SessionMaxLifetime).Sub(now); left < ttl {
+	if left := sess.CreatedAt.Add(s.cfg.SessionMaxLifetime).Sub(s.now()); left < ttl {
 		ttl = left
-	}
-	if rexp := sess.Token.RefreshExpiry; !rexp.IsZero() && rexp.Sub(now) < ttl {
-		ttl = rexp.Sub(now)
 	}
 	return max(ttl, time.Second)
 }
@@ -62,10 +59,15 @@ func (s *Server) touch(c *fiber.Ctx, sess *session.Session) {
 		return
 	}
 	sess.ExpiresIn = ttl
+	// The session still holds its terminal for as long as it lives (ReleaseTerminal counts holders).
+	if err := s.store.HoldTerminal(c.UserContext(), sess.TerminalID, holderName(sess.ID), s.now().Add(ttl)); err != nil {
+		s.log.Warn("terminal hold not extended", "requestId", requestIDOf(c), "err", err)
+	}
 }
 
 // login logs in to Bead with the password grant and opens a new session (a new id: an id known before the
-// login is never the id after it).
+// login is never the id after it). The login's token becomes the terminal's (claimTerminal): the session
+// joins its terminal's lineage and holds the terminal for as long as it lives.
 func (s *Server) login(c *fiber.Ctx, username, password string) (*session.Session, error) {
 	username = strings.TrimSpace(username)
 	fields := map[string]string{}
@@ -92,7 +94,8 @@ func (s *Server) login(c *fiber.Ctx, username, password string) (*session.Sessio
 		return nil, &Problem{Status: http.StatusBadGateway, Cause: CauseUnknown, Title: "Bead's token names no terminal",
 			Detail: "The realm issued a token this server cannot read a terminal from.", Err: err}
 	}
-	if old := sessionOf(c); old != nil {
+	old := sessionOf(c)
+	if old != nil {
 		if err := s.store.Delete(c.UserContext(), old.ID); err != nil {
 			return nil, storeUnavailable(err)
 		}
@@ -107,13 +110,20 @@ func (s *Server) login(c *fiber.Ctx, username, password string) (*session.Sessio
 		TerminalID: claims.TerminalID,
 		MerchantID: claims.MerchantID,
 		Username:   utils.CopyString(username),
-		Token:      tokenFromBead(tok),
 		CSRFToken:  randomToken(),
 		CreatedAt:  now,
 		LastSeen:   now,
 	}
+	current, err := s.claimTerminal(c.UserContext(), tok, claims, holderName(id), now.Add(s.sessionTTL(sess)))
+	if err != nil {
+		return nil, storeUnavailable(err)
+	}
+	sess.Lineage = current.Lineage
 	if err := s.store.Save(c.UserContext(), sess, s.sessionTTL(sess)); err != nil {
 		return nil, storeUnavailable(err)
+	}
+	if old != nil {
+		s.releaseTerminal(c.UserContext(), old) // after the claim: the new session holds its terminal already
 	}
 	s.setSessionCookie(c, id)
 	c.Locals(localSession, sess)
@@ -143,8 +153,9 @@ func (s *Server) loginProblem(err error) error {
 	return err
 }
 
-// logout ends the session here and at the realm. The realm call is best effort: the session is gone here
-// whatever it answers.
+// logout ends the session. The terminal's realm session is ended too when this was the terminal's last
+// holder (no other session, no service account); while others still use the terminal's token, ending it
+// at the realm would log them out as well.
 func (s *Server) logout(c *fiber.Ctx) error {
 	sess := sessionOf(c)
 	s.clearSessionCookie(c)
@@ -154,12 +165,31 @@ func (s *Server) logout(c *fiber.Ctx) error {
 	if err := s.store.Delete(c.UserContext(), sess.ID); err != nil {
 		return storeUnavailable(err)
 	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
-	defer cancel()
-	if err := s.bead.Logout(ctx, sess.Token.RefreshToken); err != nil {
-		s.log.Warn("realm logout failed", "requestId", requestIDOf(c), "err", err)
-	}
+	s.releaseTerminal(c.UserContext(), sess)
 	return nil
+}
+
+// endSession deletes a session that is over (its login ended, or its absolute timeout passed) and lets go
+// of its terminal, best effort: the request has its answer whatever the store says.
+func (s *Server) endSession(ctx context.Context, sess *session.Session) {
+	if err := s.store.Delete(ctx, sess.ID); err != nil {
+		s.log.Warn("ended session not deleted", "err", err)
+	}
+	s.releaseTerminal(ctx, sess)
+}
+
+// releaseTerminal removes the session from its terminal's holders; the last one out ends the terminal's
+// realm session.
+func (s *Server) releaseTerminal(ctx context.Context, sess *session.Session) {
+	last, err := s.store.ReleaseTerminal(ctx, sess.TerminalID, holderName(sess.ID))
+	if err != nil {
+		s.log.Warn("terminal hold not released", "terminalId", sess.TerminalID, "err", err)
+		return
+	}
+	if last != nil {
+		s.tokens.drop(last.TerminalID, "")
+		s.endRealmSession(ctx, last, "its last session logged out")
+	}
 }
 
 func randomToken() string {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"beadbff/bff/bead"
 	"beadbff/config"
+	"beadbff/session"
 )
 
 func TestOriginListAllows(t *testing.T) {
@@ -177,20 +179,36 @@ func TestWaitText(t *testing.T) {
 // fakeRealm is the part of beadAPI the service account uses; the rest panics if called.
 type fakeRealm struct {
 	beadAPI
-	logins, refreshes int
-	loginErr          error
-	token             *bead.Token
+	now                        func() time.Time
+	logins, refreshes, logouts int
+	loginErr, refreshErr       error
+	terminal                   string
+}
+
+func (f *fakeRealm) issue() *bead.Token {
+	now := f.now()
+	n := f.logins + f.refreshes
+	return &bead.Token{AccessToken: jwtFor(f.terminal, now.Add(time.Hour)) + strings.Repeat("x", n), RefreshToken: fmt.Sprint("r", n),
+		Expiry: now.Add(time.Hour), ObtainedAt: now}
 }
 
 func (f *fakeRealm) Login(context.Context, string, string) (*bead.Token, error) {
 	f.logins++
-	return f.token, f.loginErr
+	if f.loginErr != nil {
+		return nil, f.loginErr
+	}
+	return f.issue(), nil
 }
 
 func (f *fakeRealm) Refresh(context.Context, string) (*bead.Token, error) {
 	f.refreshes++
-	return f.token, nil
+	if f.refreshErr != nil {
+		return nil, f.refreshErr
+	}
+	return f.issue(), nil
 }
+
+func (f *fakeRealm) Logout(context.Context, string) error { f.logouts++; return nil }
 
 // jwtFor is an unsigned token whose claims name a terminal (the service account only decodes them).
 func jwtFor(terminal string, exp time.Time) string {
@@ -200,53 +218,115 @@ func jwtFor(terminal string, exp time.Time) string {
 }
 
 func TestServiceAccount(t *testing.T) {
-	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
 	ctx := context.Background()
+	type fixture struct {
+		srv   *Server
+		realm *fakeRealm
+		store session.Store
+		now   *time.Time
+		used  []string // the access tokens calls were made with
+	}
+	setup := func(t *testing.T) *fixture {
+		f := &fixture{now: new(time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC))}
+		clock := func() time.Time { return *f.now }
+		f.realm = &fakeRealm{now: clock, terminal: "term-9"}
+		cfg := config.Load(func(k string) string {
+			return map[string]string{"BEAD_API_URL": "http://127.0.0.1:1", "BEAD_IDENTITY_URL": "http://127.0.0.1:1/realms/nonprod",
+				"BEAD_TERMINAL_USERNAME": "t1", "BEAD_TERMINAL_PASSWORD": "pw"}[k]
+		})
+		var err error
+		if f.store, err = session.NewMemory(session.Options{Now: clock}); err != nil {
+			t.Fatal(err)
+		}
+		if f.srv, err = New(Deps{Config: cfg, Store: f.store, Bead: f.realm, Now: clock}); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	call := func(f *fixture, terminal string, refuse bool) error {
+		return f.srv.unattendedCall(ctx, terminal, "test", func(_ context.Context, token string) error {
+			f.used = append(f.used, token)
+			if refuse && len(f.used) == 1 {
+				return &bead.APIError{Status: 401}
+			}
+			return nil
+		})
+	}
 
 	t.Run("a failed login is not retried for a while", func(t *testing.T) {
-		realm := &fakeRealm{loginErr: errors.New("invalid_grant")}
-		a := newServiceAccount("t1", "pw", realm, clock)
+		f := setup(t)
+		f.realm.loginErr = &bead.TokenError{Code: "invalid_grant"}
 		for range 5 {
-			if _, _, err := a.token(ctx); err == nil {
+			if err := call(f, "term-9", false); err == nil {
 				t.Fatal("no error from a failing login")
 			}
 		}
-		if realm.logins != 1 {
-			t.Errorf("%d logins within the back-off, want 1", realm.logins)
+		if f.realm.logins != 1 {
+			t.Errorf("%d logins within the back-off, want 1", f.realm.logins)
 		}
-		now = now.Add(serviceRetryAfter)
-		_, _, _ = a.token(ctx)
-		if realm.logins != 2 {
-			t.Errorf("%d logins after the back-off, want 2", realm.logins)
+		*f.now = f.now.Add(serviceRetryAfter)
+		_ = call(f, "term-9", false)
+		if f.realm.logins != 2 {
+			t.Errorf("%d logins after the back-off, want 2", f.realm.logins)
 		}
 	})
 
-	t.Run("one login, then the token is reused until it nears expiry, then refreshed", func(t *testing.T) {
-		tok := &bead.Token{AccessToken: jwtFor("term-9", now.Add(time.Hour)), RefreshToken: "r1", Expiry: now.Add(time.Hour), ObtainedAt: now}
-		realm := &fakeRealm{token: tok}
-		a := newServiceAccount("t1", "pw", realm, clock)
-		if a.terminal() != "" {
-			t.Error("terminal known before any login")
-		}
+	t.Run("one login makes the terminal's token, reused until it nears expiry, then refreshed", func(t *testing.T) {
+		f := setup(t)
 		for range 3 {
-			_, terminal, err := a.token(ctx)
-			if err != nil || terminal != "term-9" {
-				t.Fatalf("token: %q %v", terminal, err)
+			if err := call(f, "term-9", false); err != nil {
+				t.Fatal(err)
 			}
 		}
-		if realm.logins != 1 || realm.refreshes != 0 || a.terminal() != "term-9" {
-			t.Errorf("logins %d refreshes %d terminal %q, want 1, 0, term-9", realm.logins, realm.refreshes, a.terminal())
+		if f.realm.logins != 1 || f.realm.refreshes != 0 || f.srv.web.service.terminal() != "term-9" {
+			t.Errorf("logins %d refreshes %d terminal %q, want 1, 0, term-9", f.realm.logins, f.realm.refreshes, f.srv.web.service.terminal())
 		}
-		now = now.Add(59 * time.Minute)
-		_, _, _ = a.token(ctx)
-		if realm.refreshes != 1 || realm.logins != 1 {
-			t.Errorf("near expiry: logins %d refreshes %d, want one refresh", realm.logins, realm.refreshes)
+		stored, err := f.store.LoadTerminalToken(ctx, "term-9")
+		if err != nil || stored.Token.AccessToken != f.used[0] {
+			t.Fatalf("the service login's token is not the terminal's stored token: %v", err)
 		}
-		a.drop(realm.token.AccessToken)
-		_, _, _ = a.token(ctx)
-		if realm.logins != 2 {
-			t.Errorf("after Bead refused the token: %d logins, want a fresh one", realm.logins)
+		*f.now = f.now.Add(59 * time.Minute)
+		_ = call(f, "term-9", false)
+		if f.realm.refreshes != 1 || f.realm.logins != 1 {
+			t.Errorf("near expiry: logins %d refreshes %d, want one refresh", f.realm.logins, f.realm.refreshes)
+		}
+	})
+
+	t.Run("a staff login's token serves the account with no login of its own", func(t *testing.T) {
+		f := setup(t)
+		staff := seedSession(t, f.store, "term-9", "m-9", session.Token{AccessToken: "staff-access", RefreshToken: "staff-r",
+			Expiry: f.now.Add(time.Hour), ObtainedAt: *f.now})
+		if err := call(f, "term-9", false); err != nil {
+			t.Fatal(err)
+		}
+		if f.realm.logins != 0 || f.used[0] != "staff-access" {
+			t.Errorf("logins %d, used %q; want the staff session's terminal token and no login", f.realm.logins, f.used[0])
+		}
+		_ = staff
+	})
+
+	t.Run("another terminal's payment gets no token", func(t *testing.T) {
+		f := setup(t)
+		_ = call(f, "term-9", false) // the account learns it is term-9's
+		if err := call(f, "term-other", false); !errors.Is(err, errNoToken) {
+			t.Errorf("call for another terminal = %v, want errNoToken", err)
+		}
+		if f.realm.logins != 1 {
+			t.Errorf("%d logins, want the first one only", f.realm.logins)
+		}
+	})
+
+	t.Run("refused, and its refresh token dead: one login, one retry", func(t *testing.T) {
+		f := setup(t)
+		_ = call(f, "term-9", false)
+		f.used = nil
+		f.realm.refreshErr = &bead.TokenError{Code: "invalid_grant"}
+		if err := call(f, "term-9", true); err != nil {
+			t.Fatalf("call after the refresh token died = %v, want a fresh login and success", err)
+		}
+		if f.realm.logins != 2 || f.realm.refreshes != 1 || len(f.used) != 2 || f.used[0] == f.used[1] {
+			t.Errorf("logins %d refreshes %d calls %d; want a refresh, then a second login, then the retry with its token",
+				f.realm.logins, f.realm.refreshes, len(f.used))
 		}
 	})
 }

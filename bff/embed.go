@@ -22,8 +22,10 @@ import (
 // shoppers. It needs no login and sets no cookie, so it works with third-party cookies blocked; the
 // unguessable checkout id (256 random bits) is the only key. Everything it shows comes from the stored
 // payment, never from its URL. Its status is the stored one, refreshed from Bead (at most every
-// embedPollEvery per payment and process) when BEAD_TERMINAL_USERNAME is the payment's terminal; without
-// service credentials it is what staff reads (and Bead's webhooks) last recorded.
+// embedPollEvery per payment and process) with a token of the payment's terminal: the terminal's shared
+// token while any of its staff are logged in, or the service account's login when BEAD_TERMINAL_USERNAME
+// is that terminal's (unattendedCall). With neither it is what staff reads and Bead's webhooks last
+// recorded.
 
 // embedPollEvery bounds the Bead reads of one payment that watching shoppers cause, per process.
 const embedPollEvery = 3 * time.Second
@@ -156,25 +158,23 @@ func (s *Server) embedCheckoutQR(c *fiber.Ctx) error {
 // session. It never fails: when Bead cannot be asked, or does not answer, the stored status is the answer
 // (the page polls again), and the reason goes to the log, not to the shopper.
 func (s *Server) currentCheckoutStatus(c *fiber.Ctx, p *session.Payment) *session.Payment {
-	svc := s.web.service
-	if svc == nil || bead.Status(p.StatusCode).Final() || !s.web.polls.due(p.TrackingID, s.now()) {
+	if bead.Status(p.StatusCode).Final() || !s.web.polls.due(p.TrackingID, s.now()) {
 		s.web.metrics.embedStatus.WithLabelValues("stored").Inc()
-		return p
-	}
-	if t := svc.terminal(); t != "" && t != p.TerminalID {
-		s.web.metrics.embedStatus.WithLabelValues("stored").Inc() // another terminal's payment: its token cannot read it
 		return p
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), embedBeadTimeout)
 	defer cancel()
-	st, err := s.serviceTracking(ctx, svc, p)
-	if err != nil {
+	st, err := s.unattendedTracking(ctx, p, "tracking (embed)")
+	switch {
+	case errors.Is(err, errNoToken):
+		s.web.metrics.embedStatus.WithLabelValues("stored").Inc() // no token of its terminal at hand
+		return p
+	case err != nil:
 		s.web.metrics.embedStatus.WithLabelValues("bead_failed").Inc()
 		s.log.Warn("embedded checkout: status not refreshed from Bead; the stored one is shown",
 			"requestId", requestIDOf(c), "trackingId", p.TrackingID, "err", err)
 		return p
-	}
-	if st == nil {
+	case st == nil:
 		s.web.metrics.embedStatus.WithLabelValues("stored").Inc()
 		return p
 	}
@@ -186,30 +186,6 @@ func (s *Server) currentCheckoutStatus(c *fiber.Ctx, p *session.Payment) *sessio
 		}
 	}
 	return next
-}
-
-// serviceTracking reads the payment with the service account's token, logging in again once if Bead
-// refuses the token. It returns nil, nil when the account belongs to another terminal.
-func (s *Server) serviceTracking(ctx context.Context, svc *serviceAccount, p *session.Payment) (*bead.PaymentStatus, error) {
-	for try := 0; ; try++ {
-		token, terminal, err := svc.token(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if terminal != p.TerminalID {
-			return nil, nil
-		}
-		var st *bead.PaymentStatus
-		err = s.timedCall(ctx, "tracking (embed)", token, func(ctx context.Context, token string) error {
-			var err error
-			st, err = s.bead.Tracking(ctx, token, p.TrackingID)
-			return err
-		})
-		if err == nil || !bead.IsAuthFailure(err) || try > 0 {
-			return st, err
-		}
-		svc.drop(token)
-	}
 }
 
 // embedFailureStatus logs what went wrong and says which calm answer the shopper gets.

@@ -33,12 +33,11 @@ import (
 // without it, the page polls as before and the stream only adds what other viewers' reads found.
 
 const (
-	liveStoreEvery   = 3 * time.Second  // store re-read per watched payment or dashboard, per process
-	liveHeartbeat    = 15 * time.Second // a comment line, so proxies and browsers keep the stream open
-	liveMaxLife      = 30 * time.Minute // then the browser reconnects (and gets a fresh snapshot)
-	liveRetryMillis  = 3000             // the browser's wait before reconnecting
-	liveSubBuffer    = 32               // events queued for a slow reader before it is disconnected
-	liveStaffHelpers = 3                // staff sessions offered for a confirming read
+	liveStoreEvery  = 3 * time.Second  // store re-read per watched payment or dashboard, per process
+	liveHeartbeat   = 15 * time.Second // a comment line, so proxies and browsers keep the stream open
+	liveMaxLife     = 30 * time.Minute // then the browser reconnects (and gets a fresh snapshot)
+	liveRetryMillis = 3000             // the browser's wait before reconnecting
+	liveSubBuffer   = 32               // events queued for a slow reader before it is disconnected
 )
 
 // liveStatus is one payment's state as the pages show it: no amount, reference or anything else the
@@ -199,27 +198,6 @@ func (h *liveHub) watch(ctx context.Context, key topicKey) {
 			h.publish(&ps[i])
 		}
 	}
-}
-
-// staffSessions lists a few staff sessions that have the terminal's payments open, for a confirming
-// read when no service account is at hand.
-func (h *liveHub) staffSessions(terminalID string) []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	seen := map[string]bool{}
-	var out []string
-	for key, t := range h.topics {
-		if key.terminalID != terminalID {
-			continue
-		}
-		for sub := range t.subs {
-			if sub.sessionID != "" && !seen[sub.sessionID] && len(out) < liveStaffHelpers {
-				seen[sub.sessionID] = true
-				out = append(out, sub.sessionID)
-			}
-		}
-	}
-	return out
 }
 
 // close ends every stream and watcher.

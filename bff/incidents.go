@@ -60,9 +60,9 @@ func statusForCause(cause string, err error) int {
 // diagnoseFailure runs Bead's 403 checklist on a failed call (the simple-endpoint probe included, when
 // Bead refused the token), stores the incident for the session, logs and counts it, and returns the
 // Problem the client is shown.
-func (s *Server) diagnoseFailure(c *fiber.Ctx, sess *session.Session, op string, err error, rec diagnose.Recovery) *Problem {
+// tok is the token the failed call used (zero when there was none).
+func (s *Server) diagnoseFailure(c *fiber.Ctx, sess *session.Session, tok session.Token, op string, err error, rec diagnose.Recovery) *Problem {
 	ctx := c.UserContext()
-	tok := sess.Token
 	in := diagnose.Incident{
 		Op:    op,
 		Err:   err,
@@ -80,14 +80,14 @@ func (s *Server) diagnoseFailure(c *fiber.Ctx, sess *session.Session, op string,
 		in.Probe = diagnose.NewProbeResult(s.bead.Probe(pctx, tok.AccessToken))
 		cancel()
 	}
-	return s.recordIncident(c, sess, in)
+	return s.recordIncident(c, sess, tok, in)
 }
 
 // localIncident diagnoses a refusal made here before anything went to Bead (a body naming another
 // terminal, say), so that it gets the same page, checklist and log line as Bead's own refusals.
 func (s *Server) localIncident(c *fiber.Ctx, sess *session.Session, op, local, detail string, res diagnose.Resource) *Problem {
-	tok := sess.Token
-	return s.recordIncident(c, sess, diagnose.Incident{
+	tok := tokenOf(s.tokens.get(sess.TerminalID)) // the token the request would have used, as far as this process knows
+	return s.recordIncident(c, sess, tok, diagnose.Incident{
 		Op: op, Local: local, LocalDetail: detail, Resource: res,
 		Token: diagnose.NewTokenInfo(tok.AccessToken, tok.Scope, tok.ObtainedAt, tok.Expiry),
 		Config: diagnose.Config{
@@ -98,8 +98,8 @@ func (s *Server) localIncident(c *fiber.Ctx, sess *session.Session, op, local, d
 	})
 }
 
-func (s *Server) recordIncident(c *fiber.Ctx, sess *session.Session, in diagnose.Incident) *Problem {
-	ctx, op, err, rec, tok := c.UserContext(), in.Op, in.Err, in.Recovery, sess.Token
+func (s *Server) recordIncident(c *fiber.Ctx, sess *session.Session, tok session.Token, in diagnose.Incident) *Problem {
+	ctx, op, err, rec := c.UserContext(), in.Op, in.Err, in.Recovery
 	d := diagnose.Diagnose(in)
 	if d.Cause == "" {
 		d.Cause = diagnose.CauseUnknown

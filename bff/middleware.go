@@ -181,7 +181,7 @@ func (s *Server) loadSession(c *fiber.Ctx) error {
 	switch {
 	case err == nil:
 		if s.sessionOver(sess) {
-			_ = s.store.Delete(c.UserContext(), sess.ID)
+			s.endSession(c.UserContext(), sess)
 			s.clearSessionCookie(c)
 			c.Locals(localEnded, true)
 			return nil

@@ -76,13 +76,8 @@ func TestBreakAheadRefreshFailureFailsAValidCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	id, _ := store.NewID()
-	sess := &session.Session{ID: id, TerminalID: "t1", MerchantID: "m1", CSRFToken: "c",
-		Token:     session.Token{AccessToken: "eyJhbGciOiJSUzI1NiJ9.eyJ4IjoxfQ.sig", RefreshToken: "r1", Expiry: now.Add(60 * time.Second), ObtainedAt: now.Add(-59 * time.Minute)},
-		CreatedAt: now, LastSeen: now}
-	if err := store.Save(context.Background(), sess, time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	id := seedSession(t, store, "t1", "m1", session.Token{AccessToken: "eyJhbGciOiJSUzI1NiJ9.eyJ4IjoxfQ.sig", RefreshToken: "r1",
+		Expiry: now.Add(60 * time.Second), ObtainedAt: now.Add(-59 * time.Minute)}).ID
 	req := httptest.NewRequest("GET", "/api/v1/payments/0123456789abcdef0123456789abcdef", nil)
 	req.Header.Set("Cookie", "beadbff_session="+id)
 	resp, err := srv.App().Test(req, 5000)

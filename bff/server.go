@@ -56,7 +56,8 @@ type Server struct {
 	demo    []views.DemoCredential
 	app     *fiber.App
 
-	refreshes singleflight.Group // one refresh at a time per session, in this process
+	tokens    *tokenCache        // each terminal's token as this process last read or wrote it
+	refreshes singleflight.Group // one refresh at a time per terminal's token, in this process
 	ready     readiness
 	web       *browserSurface // CORS, framing, login form tokens and throttling, embedded checkouts
 	hooks     *webhooks       // Bead's status callbacks and the live updates of open pages
@@ -87,6 +88,7 @@ func New(d Deps) (*Server, error) {
 		now:     d.Now,
 		metrics: newMetrics(d.Registry),
 		demo:    d.DemoCredentials,
+		tokens:  newTokenCache(),
 	}
 	s.ready = readiness{ttl: 2 * time.Second, mu: make(chan struct{}, 1)}
 	s.web = newBrowserSurface(d.Config, d.Bead, d.Registry, d.Now)

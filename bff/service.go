@@ -9,84 +9,37 @@ import (
 	"time"
 
 	"beadbff/bff/bead"
+	"beadbff/session"
 )
 
-// serviceAccount is this process's Bead login for BEAD_TERMINAL_USERNAME: the token for work that has no
-// staff session behind it, such as reading the status of an embedded checkout. Each process logs in on
-// its own and keeps its token in memory only: there is no shared refresh token, so the realm's rotation
-// and reuse detection never see two processes race for one. It logs in at first use, refreshes ahead of
-// expiry, logs in again when a refresh fails, and after a failed login waits before trying again so that
-// wrong credentials do not hammer the realm.
+// serviceAccount is BEAD_TERMINAL_USERNAME: credentials for work that has no staff session behind it,
+// such as reading the status of an embedded checkout or confirming a webhook. It holds no token of its
+// own: its login's token becomes its terminal's shared token, as a staff login's does, and it holds the
+// terminal (session.ServiceHolder) so that staff logging out never ends the realm session the server still
+// needs. It logs in only when its terminal has no token (at first use, or after the login ended), and
+// after a failed login waits before trying again, so that wrong credentials do not hammer the realm.
 type serviceAccount struct {
 	username, password string
-	bead               beadAPI
-	now                func() time.Time
 
-	// turn is a one-slot semaphore, held across the realm call so that one login or refresh runs at a
-	// time; unlike a mutex, a caller waiting for it gives up when its own deadline passes.
-	turn       chan struct{}
-	tok        *bead.Token
-	terminalID string
-	failedAt   time.Time
-	failure    error
-	// known is terminalID for readers that must not wait for a login in progress.
+	// turn is a one-slot semaphore, held across the login so that one runs at a time; unlike a mutex, a
+	// caller waiting for it gives up when its own deadline passes.
+	turn     chan struct{}
+	failedAt time.Time
+	failure  error
+	// known is the account's terminal once a login has told it ("" before).
 	known atomic.Value
 }
 
-// serviceRetryAfter is how long a failed service login is remembered before the next try.
-const serviceRetryAfter = 30 * time.Second
+const (
+	// serviceRetryAfter is how long a failed service login is remembered before the next try.
+	serviceRetryAfter = 30 * time.Second
+	// serviceHold is how long a service login holds its terminal. Past it, a last staff logout may end
+	// the terminal's login, and the account simply logs in again at its next use.
+	serviceHold = 24 * time.Hour
+)
 
-func newServiceAccount(username, password string, b beadAPI, now func() time.Time) *serviceAccount {
-	return &serviceAccount{username: username, password: password, bead: b, now: now, turn: make(chan struct{}, 1)}
-}
-
-func (a *serviceAccount) lock(ctx context.Context) error {
-	select {
-	case a.turn <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("bff: service account busy: %w", ctx.Err())
-	}
-}
-
-func (a *serviceAccount) unlock() { <-a.turn }
-
-// token returns a usable access token and the terminal it belongs to.
-func (a *serviceAccount) token(ctx context.Context) (accessToken, terminalID string, err error) {
-	if err := a.lock(ctx); err != nil {
-		return "", "", err
-	}
-	defer a.unlock()
-	now := a.now()
-	if a.tok != nil && !needsRefresh(tokenFromBead(a.tok), now, 0) {
-		return a.tok.AccessToken, a.terminalID, nil
-	}
-	if a.tok != nil && a.tok.RefreshToken != "" {
-		if t, err := a.bead.Refresh(ctx, a.tok.RefreshToken); err == nil {
-			return a.keep(t)
-		}
-		a.tok = nil // a refresh that failed: log in afresh below
-	}
-	if a.failure != nil && now.Sub(a.failedAt) < serviceRetryAfter {
-		return "", "", a.failure
-	}
-	t, err := a.bead.Login(ctx, a.username, a.password)
-	if err != nil {
-		a.failedAt, a.failure = now, fmt.Errorf("bff: service login as BEAD_TERMINAL_USERNAME: %w", err)
-		return "", "", a.failure
-	}
-	return a.keep(t)
-}
-
-func (a *serviceAccount) keep(t *bead.Token) (string, string, error) {
-	claims, err := bead.DecodeClaims(t.AccessToken)
-	if err != nil || claims.TerminalID == "" {
-		a.tok, a.failedAt, a.failure = nil, a.now(), errors.New("bff: service login: the token names no terminal")
-		return "", "", a.failure
-	}
-	a.tok, a.terminalID, a.failure = t, claims.TerminalID, nil
-	a.known.Store(claims.TerminalID)
-	return t.AccessToken, a.terminalID, nil
+func newServiceAccount(username, password string) *serviceAccount {
+	return &serviceAccount{username: username, password: password, turn: make(chan struct{}, 1)}
 }
 
 // terminal is the terminal the account belongs to, once known ("" before the first login).
@@ -95,19 +48,100 @@ func (a *serviceAccount) terminal() string {
 	return t
 }
 
-// drop forgets accessToken after Bead refused it, so that the next call logs in again.
-// It never waits: if another caller holds the account just now, the drop is skipped, and at worst this
-// poll fails and the next one drops the token.
-func (a *serviceAccount) drop(accessToken string) {
+// mayServe says whether the account may be the terminal's (its own, or not known yet).
+func (a *serviceAccount) mayServe(terminalID string) bool {
+	t := a.terminal()
+	return t == "" || t == terminalID
+}
+
+// serviceLogin logs the service account in and makes its token its terminal's, unless, while it waited
+// for its turn, the terminal got a token other than the ended one the caller found (dead: its version,
+// "" for none).
+func (s *Server) serviceLogin(ctx context.Context, a *serviceAccount, dead string) (*session.TerminalToken, error) {
 	select {
 	case a.turn <- struct{}{}:
-		defer a.unlock()
-	default:
-		return
+		defer func() { <-a.turn }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("bff: service account busy: %w", ctx.Err())
 	}
-	if a.tok != nil && a.tok.AccessToken == accessToken {
-		a.tok = nil
+	if tid := a.terminal(); tid != "" {
+		t, err := s.loadTerminalToken(ctx, tid)
+		switch {
+		case err == nil && t.Version != dead:
+			return t, nil
+		case err != nil && !errors.Is(err, errTerminalLoggedOut):
+			return nil, err
+		}
 	}
+	now := s.now()
+	if a.failure != nil && now.Sub(a.failedAt) < serviceRetryAfter {
+		return nil, a.failure
+	}
+	tok, err := s.bead.Login(ctx, a.username, a.password)
+	if err != nil {
+		a.failedAt, a.failure = now, fmt.Errorf("bff: service login as BEAD_TERMINAL_USERNAME: %w", err)
+		return nil, a.failure
+	}
+	claims, err := bead.DecodeClaims(tok.AccessToken)
+	if err != nil || claims.TerminalID == "" {
+		a.failedAt, a.failure = now, errors.New("bff: service login: the token names no terminal")
+		return nil, a.failure
+	}
+	t, err := s.claimTerminal(ctx, tok, claims, session.ServiceHolder, now.Add(serviceHold))
+	if err != nil {
+		return nil, err // the store failed, not the login: nothing to wait out
+	}
+	a.failure = nil
+	a.known.Store(claims.TerminalID)
+	return t, nil
+}
+
+// errNoToken: the terminal has no token and the service account cannot give it one (there is none, or it
+// is another terminal's).
+var errNoToken = errors.New("bff: no token of this terminal at hand")
+
+// unattendedCall runs call with a token of the terminal for work with no session behind it: the terminal's
+// shared token when it has one (any staff login keeps it), else the service account's login when the
+// account is that terminal's; errNoToken when neither is at hand. Like a session's call it is refreshed
+// ahead, and refreshed once and retried once on a 401/403.
+func (s *Server) unattendedCall(ctx context.Context, terminalID, op string, call beadCall) error {
+	out := s.terminalCall(ctx, terminalID, "", op, call)
+	if out.fatal == nil {
+		return out.err
+	}
+	svc := s.web.service
+	if !errors.Is(out.fatal, errTerminalLoggedOut) {
+		return out.fatal
+	}
+	if svc == nil || !svc.mayServe(terminalID) {
+		return fmt.Errorf("%w: %w", errNoToken, out.fatal)
+	}
+	var dead string
+	if out.token != nil {
+		dead = out.token.Version
+	}
+	t, err := s.serviceLogin(ctx, svc, dead)
+	if err != nil {
+		return err
+	}
+	if t.TerminalID != terminalID {
+		return errNoToken
+	}
+	if out = s.terminalCall(ctx, terminalID, "", op, call); out.fatal != nil {
+		return out.fatal
+	}
+	return out.err
+}
+
+// unattendedTracking reads a payment's status with unattendedCall.
+func (s *Server) unattendedTracking(ctx context.Context, p *session.Payment, op string) (*bead.PaymentStatus, error) {
+	var st *bead.PaymentStatus
+	err := s.unattendedCall(ctx, p.TerminalID, op, func(ctx context.Context, token string) error {
+		var err error
+		st, err = s.bead.Tracking(ctx, token, p.TrackingID)
+		return err
+	})
+	return st, err
 }
 
 // pollThrottle keeps many shoppers watching one checkout from becoming as many calls to Bead: each

@@ -38,14 +38,9 @@ func BenchmarkSessionLayer(b *testing.B) {
 		defer st.Close()
 		cfg := config.Load(func(string) string { return "" })
 		s := &Server{cfg: cfg, store: st, now: time.Now, log: slog.New(slog.DiscardHandler)}
-		id, _ := st.NewID()
-		now := time.Now()
-		sess := &session.Session{ID: id, TerminalID: "t1", MerchantID: "m1", CSRFToken: "c", CreatedAt: now, LastSeen: now,
-			// Tokens of real size (Bead's JWTs run to about 1,200 and 800 characters).
-			Token: session.Token{AccessToken: strings.Repeat("a", 1200), RefreshToken: strings.Repeat("r", 800), Expiry: now.Add(time.Hour)}}
-		if err := st.Save(context.Background(), sess, s.sessionTTL(sess)); err != nil {
-			b.Fatal(err)
-		}
+		// Tokens of real size (Bead's JWTs run to about 1,200 and 800 characters).
+		id := seedSession(b, st, "t1", "m1", session.Token{AccessToken: strings.Repeat("a", 1200), RefreshToken: strings.Repeat("r", 800),
+			Expiry: time.Now().Add(time.Hour)}).ID
 		handler := func(c *fiber.Ctx) error { return c.SendStatus(http.StatusNoContent) }
 		for _, layer := range []string{"baseline", "session"} {
 			app := fiber.New(fiber.Config{DisableStartupMessage: true})

@@ -44,7 +44,7 @@ func newBrowserSurface(cfg *config.Config, b beadAPI, reg prometheus.Registerer,
 		w.loginKeys = [][]byte{k}
 	}
 	if cfg.TerminalUsername != "" && cfg.TerminalPassword != "" {
-		w.service = newServiceAccount(cfg.TerminalUsername, cfg.TerminalPassword, b, now)
+		w.service = newServiceAccount(cfg.TerminalUsername, cfg.TerminalPassword)
 	}
 	return w
 }

@@ -200,10 +200,8 @@ func TestSessionTTL(t *testing.T) {
 		sess session.Session
 		want time.Duration
 	}{
-		{"fresh session: the idle timeout", session.Session{CreatedAt: now, Token: session.Token{RefreshExpiry: now.Add(10 * time.Hour)}}, 8 * time.Hour},
+		{"fresh session: the idle timeout", session.Session{CreatedAt: now}, 8 * time.Hour},
 		{"near its absolute end", session.Session{CreatedAt: now.Add(-22 * time.Hour)}, 2 * time.Hour},
-		{"refresh token dies first", session.Session{CreatedAt: now, Token: session.Token{RefreshExpiry: now.Add(30 * time.Minute)}}, 30 * time.Minute},
-		{"refresh expiry unknown", session.Session{CreatedAt: now}, 8 * time.Hour},
 		{"already over: still a positive TTL", session.Session{CreatedAt: now.Add(-25 * time.Hour)}, time.Second},
 	}
 	for _, tt := range tests {

@@ -34,10 +34,10 @@ import (
 //     StatusCode. A final status never goes back to a non-final one.
 //  4. Every change reaches open pages through the live hub (events.go), once per process.
 //
-// The confirming read needs a token of the payment's terminal: the service account of
-// BEAD_TERMINAL_USERNAME when it is that terminal's, else the session of a staff member who has the
-// payment (or the dashboard) open right now. With neither, the payment stays "confirming…" until a staff
-// page or the API reads it, which they do because a pending status is never final.
+// The confirming read needs a token of the payment's terminal: the terminal's shared token, which any
+// staff login of the terminal keeps, or else the login of the service account of BEAD_TERMINAL_USERNAME
+// when it is that terminal's. With neither, the payment stays "confirming…" until a staff page or the API
+// reads it, which they do because a pending status is never final.
 
 const (
 	webhookWorkers    = 2
@@ -664,60 +664,12 @@ func (w *webhooks) confirmLater(terminalID, trackingID string, attempt int) bool
 	return true
 }
 
-// readStatus reads the payment from Bead with the best token at hand; source is "" when there is none.
+// readStatus reads the payment from Bead with a token of its terminal (unattendedCall); source is "" when
+// there is none at hand.
 func (w *webhooks) readStatus(ctx context.Context, p *session.Payment) (*bead.PaymentStatus, string, error) {
-	s := w.s
-	var serviceErr error
-	if svc := s.web.service; svc != nil {
-		st, err := s.serviceTracking(ctx, svc, p)
-		if err == nil && st != nil {
-			return st, "service", nil
-		}
-		serviceErr = err // nil with st nil: the account is another terminal's
+	st, err := w.s.unattendedTracking(ctx, p, "tracking (webhook)")
+	if errors.Is(err, errNoToken) {
+		return nil, "", nil
 	}
-	for _, id := range w.hub.staffSessions(p.TerminalID) {
-		st, err := s.sessionTracking(ctx, id, p.TrackingID)
-		if errors.Is(err, errSessionGone) {
-			continue
-		}
-		return st, "staff", err
-	}
-	if serviceErr != nil {
-		return nil, "service", serviceErr
-	}
-	return nil, "", nil
-}
-
-// errSessionGone: the staff session lent for a confirming read has ended.
-var errSessionGone = errors.New("bff: session ended")
-
-// sessionTracking reads a payment with a staff session's token, as its page would: refreshed ahead of
-// expiry, and refreshed once and retried once on a 401/403. It runs outside any request, so failures are
-// returned for the log, not turned into pages.
-func (s *Server) sessionTracking(ctx context.Context, sessionID, trackingID string) (*bead.PaymentStatus, error) {
-	sess, err := s.store.Load(ctx, sessionID)
-	if errors.Is(err, session.ErrNotFound) || (err == nil && s.sessionOver(sess)) {
-		return nil, errSessionGone
-	} else if err != nil {
-		return nil, err
-	}
-	if needsRefresh(sess.Token, s.now(), 0) {
-		if err := s.refresh(ctx, sess, sess.Token.AccessToken, "ahead"); err != nil && !s.now().Before(sess.Token.Expiry) {
-			return nil, err
-		}
-	}
-	var st *bead.PaymentStatus
-	read := func(ctx context.Context, token string) error {
-		var err error
-		st, err = s.bead.Tracking(ctx, token, trackingID)
-		return err
-	}
-	err = s.timedCall(ctx, "tracking (webhook)", sess.Token.AccessToken, read)
-	if bead.IsAuthFailure(err) {
-		if rerr := s.refresh(ctx, sess, sess.Token.AccessToken, "after_"+statusWord(err)); rerr != nil {
-			return nil, rerr
-		}
-		err = s.timedCall(ctx, "tracking (webhook)", sess.Token.AccessToken, read)
-	}
-	return st, err
+	return st, "terminal", err
 }

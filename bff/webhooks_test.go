@@ -590,14 +590,9 @@ func (r *sseReader) ends(t *testing.T, within time.Duration) {
 
 func (e *hookEnv) staffSession(t *testing.T) string {
 	t.Helper()
-	id, _ := e.store.NewID()
 	now := time.Now()
-	s := &session.Session{ID: id, TerminalID: hookTerminal, MerchantID: hookMerchant, CSRFToken: "c", CreatedAt: now, LastSeen: now,
-		Token: session.Token{AccessToken: hookJWT(hookTerminal) + "staff", RefreshToken: "r", Expiry: now.Add(time.Hour), ObtainedAt: now}}
-	if err := e.store.Save(context.Background(), s, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return seedSession(t, e.store, hookTerminal, hookMerchant,
+		session.Token{AccessToken: hookJWT(hookTerminal) + "staff", RefreshToken: "r", Expiry: now.Add(time.Hour), ObtainedAt: now}).ID
 }
 
 // One webhook, many open pages: every stream gets the change, and Bead is read once for all of them.

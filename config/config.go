@@ -44,6 +44,9 @@ type Config struct {
 	BeadScope       string // BEAD_SCOPE
 	UsernameSuffix  string // BEAD_USERNAME_SUFFIX
 	BeadTimeout     time.Duration
+	// RefreshLockLease (REFRESH_LOCK_LEASE) is the lease of the per-terminal refresh lock in the store;
+	// the holder renews it every third of itself while its refresh runs.
+	RefreshLockLease time.Duration
 
 	TerminalUsername string // BEAD_TERMINAL_USERNAME
 	TerminalPassword string // BEAD_TERMINAL_PASSWORD (secret)
@@ -143,6 +146,9 @@ func Load(getenv func(string) string) *Config {
 	if c.BeadTimeout, err = duration(get("BEAD_TIMEOUT", "10s")); err != nil {
 		ps = append(ps, Problem{"BEAD_TIMEOUT", err.Error()})
 	}
+	if c.RefreshLockLease, err = duration(get("REFRESH_LOCK_LEASE", "15s")); err != nil {
+		ps = append(ps, Problem{"REFRESH_LOCK_LEASE", err.Error()})
+	}
 	if c.SessionIdleTimeout, err = duration(get("SESSION_IDLE_TIMEOUT", "8h")); err != nil {
 		ps = append(ps, Problem{"SESSION_IDLE_TIMEOUT", err.Error()})
 	}
@@ -229,6 +235,9 @@ func (c *Config) Validate() Problems {
 	}
 	if c.BeadTimeout <= 0 && !c.parseProblems.has("BEAD_TIMEOUT") {
 		add("BEAD_TIMEOUT", "must be positive")
+	}
+	if (c.RefreshLockLease < 300*time.Millisecond || c.RefreshLockLease > 5*time.Minute) && !c.parseProblems.has("REFRESH_LOCK_LEASE") {
+		add("REFRESH_LOCK_LEASE", "must be between 300ms and 5m, got %s", c.RefreshLockLease)
 	}
 	timeoutsParsed := !c.parseProblems.has("SESSION_IDLE_TIMEOUT") && !c.parseProblems.has("SESSION_MAX_LIFETIME")
 	switch {
@@ -323,6 +332,7 @@ func (c *Config) String() string {
 	}
 	line("SESSION_IDLE_TIMEOUT", c.SessionIdleTimeout.String())
 	line("SESSION_MAX_LIFETIME", c.SessionMaxLifetime.String())
+	line("REFRESH_LOCK_LEASE", c.RefreshLockLease.String())
 	line("CORS_ALLOWED_ORIGINS", orUnset(strings.Join(c.CORSAllowedOrigins, ",")))
 	line("FRAME_ANCESTORS", orUnset(strings.Join(c.FrameAncestors, ",")))
 	line("CORS_MAX_AGE", c.CORSMaxAge.String())

@@ -24,6 +24,13 @@ type backend interface {
 	setNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
 	// delIfEquals removes key only if it holds value (a lock's owner releasing it, never another's).
 	delIfEquals(ctx context.Context, key string, value []byte) error
+	// swap stores value under key for ttl only if key holds exactly old, and says whether it did.
+	swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error)
+	// extendIfEquals sets key's time to live to ttl only if key holds value, and says whether it did.
+	extendIfEquals(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
+	// release removes member from the sorted set set, and the members scored below floor. If none is
+	// left, it deletes key too and returns the value key held (nil if none); otherwise it returns nil.
+	release(ctx context.Context, set, member string, floor float64, key string) ([]byte, error)
 	// del removes key; an absent key is not an error.
 	del(ctx context.Context, key string) error
 	// newest returns up to n members of the sorted set key, highest score first (ties: the greater member
@@ -41,10 +48,15 @@ type batch interface {
 	// addIfAbsent adds member to the sorted set key with score, unless it is already there (ZADD NX), so
 	// a re-put keeps its first position.
 	addIfAbsent(key string, score float64, member string)
+	// put adds member to the sorted set key with score, or moves it to score (ZADD).
+	put(key string, score float64, member string)
 	// keepHighest trims the sorted set key to its n highest-scored members.
 	keepHighest(key string, n int)
 	// dropScoredBelow removes the members of the sorted set key whose score is below floor.
 	dropScoredBelow(key string, floor float64)
 	// expire sets key's time to live, if the key exists.
 	expire(key string, ttl time.Duration)
+	// extendExpiry sets key's time to live to ttl if the key exists and would otherwise expire sooner
+	// (or has no time to live yet).
+	extendExpiry(key string, ttl time.Duration)
 }

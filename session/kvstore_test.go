@@ -49,6 +49,18 @@ func (b *refusingBackend) atomically(context.Context, func(batch)) error {
 	b.calls++
 	return errRefused
 }
+func (b *refusingBackend) swap(context.Context, string, []byte, []byte, time.Duration) (bool, error) {
+	b.calls++
+	return false, errRefused
+}
+func (b *refusingBackend) extendIfEquals(context.Context, string, []byte, time.Duration) (bool, error) {
+	b.calls++
+	return false, errRefused
+}
+func (b *refusingBackend) release(context.Context, string, string, float64, string) ([]byte, error) {
+	b.calls++
+	return nil, errRefused
+}
 func (b *refusingBackend) close() error { return nil }
 
 func TestMalformedIDsNeverReachTheBackend(t *testing.T) {
@@ -126,7 +138,7 @@ func TestNewMemoryWithoutKeyringStillSeals(t *testing.T) {
 	if s.keys == nil {
 		t.Fatal("no keyring generated")
 	}
-	sess := &Session{Token: Token{AccessToken: "secret-access"}}
+	sess := &Session{CSRFToken: "secret-csrf"}
 	sess.ID, _ = st.NewID()
 	if err := st.Save(context.Background(), sess, time.Minute); err != nil {
 		t.Fatal(err)

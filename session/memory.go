@@ -338,3 +338,69 @@ func (b *memoryBatch) expire(key string, ttl time.Duration) {
 		e.expires = b.m.now().Add(ttl)
 	}
 }
+
+func (b *memoryBatch) put(key string, score float64, member string) {
+	if e := b.sortedSet(key, true); e != nil {
+		e.members[member] = score
+		b.m.wrote()
+	}
+}
+
+func (b *memoryBatch) extendExpiry(key string, ttl time.Duration) {
+	if e := b.m.live(key); e != nil {
+		if at := b.m.now().Add(ttl); e.expires.IsZero() || at.After(e.expires) {
+			e.expires = at
+		}
+	}
+}
+
+func (m *memoryBackend) swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
+	if err := m.begin(ctx); err != nil {
+		return false, err
+	}
+	defer m.mu.Unlock()
+	e := m.live(key)
+	if e == nil || e.members != nil || !bytes.Equal(e.value, old) {
+		return false, nil
+	}
+	m.setLocked(key, value, ttl)
+	return true, nil
+}
+
+func (m *memoryBackend) extendIfEquals(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if err := m.begin(ctx); err != nil {
+		return false, err
+	}
+	defer m.mu.Unlock()
+	e := m.live(key)
+	if e == nil || e.members != nil || !bytes.Equal(e.value, value) {
+		return false, nil
+	}
+	e.expires = m.now().Add(ttl)
+	return true, nil
+}
+
+func (m *memoryBackend) release(ctx context.Context, set, member string, floor float64, key string) ([]byte, error) {
+	if err := m.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	b := &memoryBatch{m: m}
+	if e := b.sortedSet(set, false); e != nil {
+		delete(e.members, member)
+		m.dropIfEmpty(set, e)
+	}
+	b.dropScoredBelow(set, floor)
+	if b.err != nil {
+		return nil, b.err
+	}
+	if e := m.live(set); e != nil {
+		return nil, nil
+	}
+	e := m.live(key)
+	if e == nil || e.members != nil {
+		return nil, nil
+	}
+	delete(m.entries, key)
+	return e.value, nil
+}

@@ -326,3 +326,55 @@ func (b redisBatch) dropScoredBelow(key string, floor float64) {
 }
 
 func (b redisBatch) expire(key string, ttl time.Duration) { b.pipe.PExpire(b.ctx, key, ttl) }
+
+func (b redisBatch) put(key string, score float64, member string) {
+	b.pipe.ZAdd(b.ctx, key, redis.Z{Score: score, Member: member})
+}
+
+// extendExpiry: NX gives a key with no time to live one; GT then only ever lengthens it. (go-redis has
+// these two in seconds only; rounding up keeps the key at least ttl.)
+func (b redisBatch) extendExpiry(key string, ttl time.Duration) {
+	b.pipe.ExpireNX(b.ctx, key, ttl.Round(time.Second)+time.Second)
+	b.pipe.ExpireGT(b.ctx, key, ttl.Round(time.Second)+time.Second)
+}
+
+// The compare-and-set family. Each script reads and writes keys of one hash slot only (the callers'
+// keys share a {terminal} tag), so it runs unchanged on a Cluster.
+var (
+	swapScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call("SET", KEYS[1], ARGV[2], "PX", ARGV[3])
+return 1`)
+	extendIfEqualsScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call("PEXPIRE", KEYS[1], ARGV[2])`)
+	// KEYS[1] the holders' sorted set, KEYS[2] the token; ARGV[1] the member, ARGV[2] the floor.
+	releaseScript = redis.NewScript(`
+redis.call("ZREM", KEYS[1], ARGV[1])
+redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", "(" .. ARGV[2])
+if redis.call("ZCARD", KEYS[1]) > 0 then return false end
+local v = redis.call("GET", KEYS[2])
+redis.call("DEL", KEYS[2])
+return v`)
+)
+
+func (r *redisBackend) swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
+	n, err := swapScript.Run(ctx, r.client, []string{key}, old, value, ttl.Milliseconds()).Int()
+	return n == 1, err
+}
+
+func (r *redisBackend) extendIfEquals(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	n, err := extendIfEqualsScript.Run(ctx, r.client, []string{key}, value, ttl.Milliseconds()).Int()
+	return n == 1, err
+}
+
+func (r *redisBackend) release(ctx context.Context, set, member string, floor float64, key string) ([]byte, error) {
+	v, err := releaseScript.Run(ctx, r.client, []string{set, key}, member, strconv.FormatFloat(floor, 'f', -1, 64)).Text()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []byte(v), nil
+}

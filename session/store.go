@@ -20,7 +20,8 @@ var ErrUnreadable = errors.New("session: stored session unreadable")
 // ErrUnavailable wraps every failure of the backing store itself (Redis down, frozen, out of time).
 var ErrUnavailable = errors.New("session: store unavailable")
 
-// Token is the Bead token set a session holds. Only this package's sealing ever writes it to a store.
+// Token is a Bead token set: what a terminal's TerminalToken holds. Only this package's sealing ever writes
+// it to a store.
 type Token struct {
 	AccessToken   string    `json:"at"`
 	RefreshToken  string    `json:"rt"`
@@ -32,13 +33,14 @@ type Token struct {
 	ObtainedAt    time.Time `json:"obt,omitzero"`
 }
 
-// Session is one logged-in staff member (or front-end app) of one terminal.
+// Session is one logged-in staff member (or front-end app) of one terminal. It holds no token: it uses
+// its terminal's (TerminalToken), for as long as that is of the lineage the session joined at login.
 type Session struct {
 	ID         string    `json:"-"` // the opaque cookie value; never stored in clear
 	TerminalID string    `json:"tid"`
 	MerchantID string    `json:"mid"`
 	Username   string    `json:"usr"`
-	Token      Token     `json:"tok"`
+	Lineage    string    `json:"lin"`  // the TerminalToken lineage this session joined
 	CSRFToken  string    `json:"csrf"` // per-session token for HTML forms
 	CreatedAt  time.Time `json:"cat"`
 	LastSeen   time.Time `json:"lst"` // the last time the session was written
@@ -106,11 +108,21 @@ type Store interface {
 	// PaymentByCheckout finds a payment by its checkout id, or ErrNotFound.
 	PaymentByCheckout(ctx context.Context, checkoutID string) (*Payment, error)
 
+	// The terminal's token, shared by its sessions and the service account (terminal.go).
+	ClaimTerminalToken(ctx context.Context, t TerminalToken, ttl time.Duration, holder string, until time.Time) (current, replaced *TerminalToken, err error)
+	LoadTerminalToken(ctx context.Context, terminalID string) (*TerminalToken, error)
+	SwapTerminalToken(ctx context.Context, prev *TerminalToken, next TerminalToken, ttl time.Duration) (*TerminalToken, bool, error)
+	DropTerminalToken(ctx context.Context, prev *TerminalToken) error
+	HoldTerminal(ctx context.Context, terminalID, holder string, until time.Time) error
+	ReleaseTerminal(ctx context.Context, terminalID, holder string) (*TerminalToken, error)
+
 	// Lock takes the named lock for ttl if it is free and returns its release token, or "" when another
 	// holder has it; Unlock releases it only if token still holds it. Locks serialise work across every
 	// process sharing the store (one token refresh at a time).
 	Lock(ctx context.Context, name string, ttl time.Duration) (string, error)
 	Unlock(ctx context.Context, name, token string) error
+	// ExtendLock renews a held lock's lease (false once token no longer holds it).
+	ExtendLock(ctx context.Context, name, token string, ttl time.Duration) (bool, error)
 
 	// TakeAttempt claims one of limit attempt slots of name for window (login throttling, shared by every
 	// process on the store) and returns a ticket; when all are held it returns no ticket and how long

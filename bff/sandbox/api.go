@@ -78,21 +78,28 @@ func (s *Sandbox) apiHandler() http.Handler {
 // statusClientClosed is recorded when the caller gave up during a slow fault (nginx's 499).
 const statusClientClosed = 499
 
+// stall waits the delay a slow fault set (read under the lock), and reports false if the caller gave up
+// first.
+func (s *Sandbox) stall(r *http.Request, delayOf func(*faults) time.Duration) bool {
+	s.mu.Lock()
+	delay := delayOf(&s.state.faults)
+	s.mu.Unlock()
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
 func (s *Sandbox) serveAPI(w *statusRecorder, r *http.Request, routes []apiRoute) {
 	// The faults come first because they sit in front of Bead: a load balancer, a WAF, the
 	// API gateway. Each consumes one use only when it actually hits the call.
-	if s.takeFault(faultSlow) {
-		s.mu.Lock()
-		delay := s.state.faults.slowDelay
-		s.mu.Unlock()
-		timer := time.NewTimer(delay)
-		select {
-		case <-timer.C:
-		case <-r.Context().Done():
-			timer.Stop()
-			w.status = statusClientClosed
-			return
-		}
+	if s.takeFault(faultSlow) && !s.stall(r, func(f *faults) time.Duration { return f.slowDelay }) {
+		w.status = statusClientClosed
+		return
 	}
 	if s.takeFault(faultWAFBlock) {
 		writeWAFBlock(w)

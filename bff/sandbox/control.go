@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -126,11 +127,11 @@ func (s *Sandbox) handlePostFault(w http.ResponseWriter, r *http.Request) {
 		f.refreshCutoff = s.now()
 	default:
 		f.remaining[req.Kind] = max(req.Count, 1) // "the next call" when no count is given
-		if req.Kind == faultSlow {
-			f.slowDelay = defaultSlowDelay
-			if delay > 0 {
-				f.slowDelay = delay
-			}
+		switch req.Kind {
+		case faultSlow:
+			f.slowDelay = cmp.Or(delay, defaultSlowDelay)
+		case faultSlowToken:
+			f.slowTokenDelay = cmp.Or(delay, defaultSlowDelay)
 		}
 	}
 	v := f.view()

@@ -20,6 +20,8 @@ const (
 	faultRateLimit = "rate_limit"
 	// slow: the next N API calls wait delayMs before being handled.
 	faultSlow = "slow"
+	// slow_token: the next N requests to a realm's token endpoint wait delayMs (a realm under load).
+	faultSlowToken = "slow_token"
 	// webhook_bad_secret, webhook_old_timestamp, webhook_altered_body: the next N webhook
 	// attempts are signed with another key, carry a timestamp 10 minutes old, or have their
 	// body changed after signing.
@@ -30,7 +32,7 @@ const (
 
 // countedFaults are the kinds that apply to the next N calls or attempts.
 var countedFaults = map[string]bool{
-	faultWAFBlock: true, faultStripAuthorization: true, faultRateLimit: true, faultSlow: true,
+	faultWAFBlock: true, faultStripAuthorization: true, faultRateLimit: true, faultSlow: true, faultSlowToken: true,
 	faultWebhookBadSecret: true, faultWebhookOldTimestamp: true, faultWebhookAlteredBody: true,
 }
 
@@ -41,8 +43,9 @@ const (
 
 // faults is the injected-failure state. It lives in state, behind Sandbox.mu.
 type faults struct {
-	remaining map[string]int // counted kind -> calls or attempts still to fault
-	slowDelay time.Duration
+	remaining      map[string]int // counted kind -> calls or attempts still to fault
+	slowDelay      time.Duration
+	slowTokenDelay time.Duration
 	// Tokens issued at or before these moments are expired or revoked; zero: no cut-off.
 	accessCutoff  time.Time
 	refreshCutoff time.Time
@@ -76,6 +79,7 @@ func (f *faults) refreshRevoked(issued time.Time) bool {
 type faultsView struct {
 	Pending              map[string]int `json:"pending"`
 	SlowDelayMs          int64          `json:"slowDelayMs,omitempty"`
+	SlowTokenDelayMs     int64          `json:"slowTokenDelayMs,omitempty"`
 	TokensExpiredAt      *time.Time     `json:"tokensExpiredAt,omitempty"`
 	RefreshTokensRevoked *time.Time     `json:"refreshTokensRevokedAt,omitempty"`
 	Kinds                []string       `json:"kinds"`
@@ -88,6 +92,9 @@ func (f *faults) view() faultsView {
 	}
 	if f.remaining[faultSlow] > 0 {
 		v.SlowDelayMs = f.slowDelay.Milliseconds()
+	}
+	if f.remaining[faultSlowToken] > 0 {
+		v.SlowTokenDelayMs = f.slowTokenDelay.Milliseconds()
 	}
 	if !f.accessCutoff.IsZero() {
 		t := f.accessCutoff.UTC()

@@ -171,7 +171,31 @@ func TestFaultRequestsAreChecked(t *testing.T) {
 	if err := json.Unmarshal(f.control(t, http.MethodGet, "/_sandbox/faults", nil, http.StatusOK), &v); err != nil {
 		t.Fatal(err)
 	}
-	if len(v.Pending) != 0 || len(v.Kinds) != 9 {
-		t.Errorf("faults after refused requests: pending %v, %d kinds; want none pending, 9 kinds", v.Pending, len(v.Kinds))
+	if len(v.Pending) != 0 || len(v.Kinds) != 10 {
+		t.Errorf("faults after refused requests: pending %v, %d kinds; want none pending, 10 kinds", v.Pending, len(v.Kinds))
+	}
+}
+
+// slow_token holds the next N token requests for delayMs, and only those: the API is not slowed.
+func TestSlowTokenFault(t *testing.T) {
+	f := newFixture(t, Options{})
+	first := f.login(t, "nonprod", "bead-terminal", f.terminal(0), "")
+	f.fault(t, map[string]any{"kind": "slow_token", "count": 1, "delayMs": 300})
+	start := time.Now()
+	if resp, _ := f.call(t, http.MethodGet, "/currencies", nil, bearer(first.AccessToken)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("API call: %d", resp.StatusCode)
+	}
+	if d := time.Since(start); d >= 300*time.Millisecond {
+		t.Errorf("an API call took %v under slow_token, want it untouched", d)
+	}
+	start = time.Now()
+	status, _ := f.refresh(t, "nonprod", "bead-terminal", first.RefreshToken)
+	if d := time.Since(start); status != http.StatusOK || d < 300*time.Millisecond {
+		t.Errorf("refresh under slow_token: %d after %v, want 200 after at least 300 ms", status, d)
+	}
+	start = time.Now()
+	f.login(t, "nonprod", "bead-terminal", f.terminal(0), "")
+	if d := time.Since(start); d >= 300*time.Millisecond {
+		t.Errorf("the token request after the counted one took %v, want it fast", d)
 	}
 }

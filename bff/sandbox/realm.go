@@ -194,6 +194,10 @@ func (s *Sandbox) handleToken(w http.ResponseWriter, r *http.Request, rl realm) 
 	_ = r.ParseForm()
 	grant := r.PostForm.Get("grant_type")
 	defer func() { s.countTokenRequest(grant, rec.code()) }()
+	if s.takeFault(faultSlowToken) && !s.stall(r, func(f *faults) time.Duration { return f.slowTokenDelay }) {
+		rec.status = statusClientClosed
+		return
+	}
 
 	if grant == "" {
 		writeOAuthError(w, errMissingGrantType)

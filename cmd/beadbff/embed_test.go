@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"beadbff/session/redistest"
 )
@@ -154,23 +155,43 @@ func TestEmbedFailuresAreCalm(t *testing.T) {
 	}
 }
 
-// Without service credentials the checkout serves the stored status, which staff reads keep current;
-// with BEAD_TERMINAL_USERNAME of the payment's terminal it asks Bead itself.
+// createAndLogOut creates a payment as terminal i's staff and logs out: the terminal then has no session,
+// so (being the last holder) its token is gone too.
+func (e *env) createAndLogOut(i int, amount, reference string) map[string]any {
+	e.t.Helper()
+	app := e.client()
+	e.login(app, i)
+	r := e.api(app, "POST", "/api/v1/payments", map[string]any{"requestedAmount": amount, "reference": reference})
+	if r.status != http.StatusCreated {
+		e.t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	if out := e.api(app, "DELETE", "/api/v1/session", nil); out.status != http.StatusNoContent {
+		e.t.Fatalf("logout: %d %s", out.status, out.body)
+	}
+	return r.json(e.t)
+}
+
+// The checkout asks Bead with its terminal's token: the one its staff logins keep, or the service
+// account's login when BEAD_TERMINAL_USERNAME is that terminal's. With neither it serves the stored status.
 func TestEmbedCheckoutStatusSources(t *testing.T) {
-	t.Run("stored", func(t *testing.T) {
+	t.Run("stored, then from Bead once staff are logged in", func(t *testing.T) {
 		e := startEnv(t, envOptions{noRedis: true})
-		p := e.createPayment(0, "4.00", "stored")
+		logouts := e.stat("logouts")
+		p := e.createAndLogOut(0, "4.00", "stored")
+		if n := e.stat("logouts") - logouts; n != 1 {
+			t.Errorf("the terminal's last logout ended %v realm sessions, want 1", n)
+		}
 		co, id := p["checkoutUrl"].(string), p["trackingId"].(string)
 		e.sb("POST", "/_sandbox/payments/"+id+"/status", map[string]string{"statusCode": "completed"})
 		before := e.apiRequests()
 		if s := e.checkoutStatus(co); s["statusCode"] != "created" || e.apiRequests() != before {
-			t.Errorf("no service credentials: %v after %v Bead calls, want the stored created and none", s, e.apiRequests()-before)
+			t.Errorf("no token of the terminal: %v after %v Bead calls, want the stored created and none", s, e.apiRequests()-before)
 		}
 		staff := e.client()
-		e.login(staff, 0)
-		e.api(staff, "GET", "/api/v1/payments/"+id, nil) // a staff read records the new status
+		e.login(staff, 0)                   // the terminal has a token again; nobody reads the payment
+		time.Sleep(3100 * time.Millisecond) // the checkout asks Bead at most once per 3 s per payment (embedPollEvery)
 		if s := e.checkoutStatus(co); s["statusCode"] != "completed" || s["final"] != true || s["paid"] != true {
-			t.Errorf("after a staff read: %v, want completed, final, paid", s)
+			t.Errorf("with a staff login of the terminal: %v, want completed, final, paid (read from Bead)", s)
 		}
 	})
 	t.Run("from Bead with service credentials", func(t *testing.T) {
@@ -178,11 +199,15 @@ func TestEmbedCheckoutStatusSources(t *testing.T) {
 		term := probe.sandbox.Terminals()[0]
 		e := startEnv(t, envOptions{noRedis: true, vars: map[string]string{
 			"BEAD_TERMINAL_USERNAME": term.TerminalID, "BEAD_TERMINAL_PASSWORD": term.Password}})
-		p := e.createPayment(0, "5.00", "live")
+		logins := e.stat("tokenRequests", "password")
+		p := e.createAndLogOut(0, "5.00", "live")
 		co, id := p["checkoutUrl"].(string), p["trackingId"].(string)
 		e.sb("POST", "/_sandbox/payments/"+id+"/status", map[string]string{"statusCode": "completed"})
 		if s := e.checkoutStatus(co); s["statusCode"] != "completed" || s["trackingId"] != id {
 			t.Errorf("with service credentials: %v, want completed from Bead", s)
+		}
+		if n := e.stat("tokenRequests", "password") - logins; n != 2 {
+			t.Errorf("%v password grants, want 2 (the staff login, then the service account's once staff had left)", n)
 		}
 		// Final now: further polls cost Bead nothing.
 		before := e.apiRequests()
@@ -192,8 +217,9 @@ func TestEmbedCheckoutStatusSources(t *testing.T) {
 		if n := e.apiRequests() - before; n != 0 {
 			t.Errorf("%v Bead calls for a final payment's status", n)
 		}
-		// Another terminal's payment: the service token cannot read it, so the stored status is served.
-		other := e.createPayment(2, "6.00", "other")
+		// Another terminal's payment, its staff gone: the service token cannot read it, so the stored
+		// status is served.
+		other := e.createAndLogOut(2, "6.00", "other")
 		e.sb("POST", "/_sandbox/payments/"+other["trackingId"].(string)+"/status", map[string]string{"statusCode": "completed"})
 		if s := e.checkoutStatus(other["checkoutUrl"].(string)); s["statusCode"] != "created" {
 			t.Errorf("another terminal's checkout: %v, want the stored created", s)

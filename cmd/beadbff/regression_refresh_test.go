@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
 	"sync"
@@ -86,16 +85,7 @@ func TestBreakTwoReplicasRefreshOnce(t *testing.T) {
 	e.login(app, 0)
 	ck := e.sessionCookie(app)
 
-	vars2 := map[string]string{}
-	for k, v := range e.vars {
-		vars2[k] = v
-	}
-	port := freePort(t)
-	vars2["BFF_ADDR"] = fmt.Sprintf("127.0.0.1:%d", port)
-	vars2["BFF_PUBLIC_URL"] = fmt.Sprintf("http://127.0.0.1:%d", port)
-	e2 := &env{t: t, sandbox: e.sandbox, sbURL: e.sbURL, logs: &syncBuffer{}}
-	stop2 := e2.start(vars2)
-	t.Cleanup(func() { _ = stop2() })
+	e2 := e.replica(t, nil)
 
 	if r := e.apiWithCookie(e2.url, "GET", "/api/v1/session", ck, nil); r.status != http.StatusOK {
 		t.Fatalf("replica 2 does not see the session: %d %s", r.status, r.body)

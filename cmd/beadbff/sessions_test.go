@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"fmt"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -93,15 +92,7 @@ func TestRefreshStormTwoServers(t *testing.T) {
 	id, _ := created.json(t)["trackingId"].(string)
 	ck := e.sessionCookie(app)
 
-	vars2 := map[string]string{}
-	for k, v := range e.vars {
-		vars2[k] = v
-	}
-	port := freePort(t)
-	vars2["BFF_ADDR"], vars2["BFF_PUBLIC_URL"] = fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("http://127.0.0.1:%d", port)
-	second := &env{t: t, sandbox: e.sandbox, sbURL: e.sbURL, logs: &syncBuffer{}}
-	stop := second.start(vars2)
-	t.Cleanup(func() { _ = stop() })
+	second := e.replica(t, nil)
 
 	refreshes := e.stat("tokenRequests", "refresh_token")
 	e.sb("POST", "/_sandbox/faults", map[string]any{"kind": "expire_tokens"})
