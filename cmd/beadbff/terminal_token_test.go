@@ -9,7 +9,7 @@ import (
 
 // replica starts another beadbff on its own port, sharing e's Redis, sandbox and configuration (plus
 // extra), as a second server behind a load balancer would.
-func (e *env) replica(t *testing.T, extra map[string]string) *env {
+func (e *env) replica(t testing.TB, extra map[string]string) *env {
 	t.Helper()
 	vars := map[string]string{}
 	for k, v := range e.vars {
@@ -20,7 +20,7 @@ func (e *env) replica(t *testing.T, extra map[string]string) *env {
 	}
 	port := freePort(t)
 	vars["BFF_ADDR"], vars["BFF_PUBLIC_URL"] = fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("http://127.0.0.1:%d", port)
-	r := &env{t: t, sandbox: e.sandbox, sbURL: e.sbURL, logs: &syncBuffer{}}
+	r := &env{t: t, sandbox: e.sandbox, sbURL: e.sbURL, redisURL: e.redisURL, vars: vars, logs: &syncBuffer{}}
 	stop := r.start(vars)
 	t.Cleanup(func() { _ = stop() })
 	return r
