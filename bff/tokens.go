@@ -310,7 +310,7 @@ func (s *Server) refreshHolding(ctx context.Context, lock, held string, stale *s
 	next.Token = tokenFromBead(tok)
 	// The new refresh token is stored before anyone uses the new access token, with ctx, not work: once
 	// the realm has rotated, losing the lease must not lose the only copy of the new refresh token.
-	stored, ok, err := s.store.SwapTerminalToken(ctx, current, next, s.tokenTTL(next.Token))
+	stored, ok, err := s.storeRefreshed(ctx, current, next)
 	if err != nil {
 		s.metrics.refreshes.WithLabelValues("store_failed").Inc()
 		return nil, err
@@ -329,8 +329,11 @@ func (s *Server) refreshHolding(ctx context.Context, lock, held string, stale *s
 
 var errLeaseLost = errors.New("bff: the refresh lock's lease was lost")
 
-// keepLease renews the lock's lease every lease/leaseRenewals until stop is called; a failed renewal
-// cancels the work with errLeaseLost.
+// keepLease renews the lock's lease every lease/leaseRenewals until stop is called. A renewal the store
+// did not answer is tried again at the next tick while the lease still runs (a Redis blip must not cost a
+// refresh); once the lock is known lost (another holder has it, or the lease ran out unrenewed) the work
+// is cancelled with errLeaseLost, so that a grant still waiting for the realm is not sent after another
+// process may have taken over.
 func (s *Server) keepLease(ctx context.Context, cancel context.CancelCauseFunc, lock, held string) (stop func()) {
 	lease := s.cfg.RefreshLockLease
 	done, finished := make(chan struct{}), make(chan struct{})
@@ -338,15 +341,21 @@ func (s *Server) keepLease(ctx context.Context, cancel context.CancelCauseFunc, 
 		defer close(finished)
 		tick := time.NewTicker(lease / leaseRenewals)
 		defer tick.Stop()
+		renewed := time.Now()
 		for {
 			select {
 			case <-done:
 				return
 			case <-tick.C:
 				ok, err := s.store.ExtendLock(ctx, lock, held, lease)
-				if err == nil && ok {
+				switch {
+				case err == nil && ok:
+					renewed = time.Now()
 					s.metrics.refreshes.WithLabelValues("lease_renewed").Inc()
 					continue
+				case err != nil && time.Since(renewed) < lease-lease/leaseRenewals:
+					s.metrics.refreshes.WithLabelValues("lease_renewal_failed").Inc()
+					continue // the lease still runs: try again at the next tick
 				}
 				s.metrics.refreshes.WithLabelValues("lease_lost").Inc()
 				cancel(fmt.Errorf("%w (renewal: %v)", errLeaseLost, err))
@@ -359,6 +368,28 @@ func (s *Server) keepLease(ctx context.Context, cancel context.CancelCauseFunc, 
 		<-finished
 		cancel(nil)
 	}
+}
+
+// storeRefreshed stores the refreshed token with the compare-and-swap, trying again a few times when the
+// store does not answer: the realm has rotated, so this is the only copy of the new refresh token, and
+// losing it would end the terminal's login.
+func (s *Server) storeRefreshed(ctx context.Context, current *session.TerminalToken, next session.TerminalToken) (*session.TerminalToken, bool, error) {
+	var err error
+	for attempt := range 4 {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 250 * time.Millisecond)
+		}
+		var stored *session.TerminalToken
+		var ok bool
+		if stored, ok, err = s.store.SwapTerminalToken(ctx, current, next, s.tokenTTL(next.Token)); err == nil {
+			return stored, ok, nil
+		}
+		// A swap that timed out may have applied: then the next attempt finds our own write, not current.
+		if now, lerr := s.store.LoadTerminalToken(ctx, current.TerminalID); lerr == nil && now.Token.RefreshToken == next.Token.RefreshToken {
+			return now, true, nil
+		}
+	}
+	return nil, false, err
 }
 
 // refreshFailed sorts a failed grant. invalid_grant ends the terminal's login, unless the token was

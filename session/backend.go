@@ -26,6 +26,8 @@ type backend interface {
 	delIfEquals(ctx context.Context, key string, value []byte) error
 	// swap stores value under key for ttl only if key holds exactly old, and says whether it did.
 	swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error)
+	// dropIfEquals removes key and also only if key holds value.
+	dropIfEquals(ctx context.Context, key string, value []byte, also string) error
 	// extendIfEquals sets key's time to live to ttl only if key holds value, and says whether it did.
 	extendIfEquals(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
 	// release removes member from the sorted set set, and the members scored below floor. If none is

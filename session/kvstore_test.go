@@ -53,6 +53,10 @@ func (b *refusingBackend) swap(context.Context, string, []byte, []byte, time.Dur
 	b.calls++
 	return false, errRefused
 }
+func (b *refusingBackend) dropIfEquals(context.Context, string, []byte, string) error {
+	b.calls++
+	return errRefused
+}
 func (b *refusingBackend) extendIfEquals(context.Context, string, []byte, time.Duration) (bool, error) {
 	b.calls++
 	return false, errRefused

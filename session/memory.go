@@ -367,6 +367,18 @@ func (m *memoryBackend) swap(ctx context.Context, key string, old, value []byte,
 	return true, nil
 }
 
+func (m *memoryBackend) dropIfEquals(ctx context.Context, key string, value []byte, also string) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	if e := m.live(key); e != nil && e.members == nil && bytes.Equal(e.value, value) {
+		delete(m.entries, key)
+		delete(m.entries, also)
+	}
+	return nil
+}
+
 func (m *memoryBackend) extendIfEquals(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	if err := m.begin(ctx); err != nil {
 		return false, err

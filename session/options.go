@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -47,6 +48,11 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.CallTimeout < 0 {
 		errs = append(errs, fmt.Errorf("CallTimeout %v is negative", o.CallTimeout))
+	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		// A brace would start a Redis Cluster hash tag of its own, and a terminal's keys (which share
+		// the {terminal} tag) would land in different slots: CROSSSLOT in every script over two of them.
+		errs = append(errs, fmt.Errorf("Prefix %q contains { or }", o.Prefix))
 	}
 	if len(errs) > 0 {
 		return o, fmt.Errorf("session: options: %w", errors.Join(errs...))

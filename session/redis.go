@@ -345,6 +345,9 @@ var (
 if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call("SET", KEYS[1], ARGV[2], "PX", ARGV[3])
 return 1`)
+	dropIfEqualsScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call("DEL", KEYS[1], KEYS[2])`)
 	extendIfEqualsScript = redis.NewScript(`
 if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call("PEXPIRE", KEYS[1], ARGV[2])`)
@@ -361,6 +364,10 @@ return v`)
 func (r *redisBackend) swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
 	n, err := swapScript.Run(ctx, r.client, []string{key}, old, value, ttl.Milliseconds()).Int()
 	return n == 1, err
+}
+
+func (r *redisBackend) dropIfEquals(ctx context.Context, key string, value []byte, also string) error {
+	return dropIfEqualsScript.Run(ctx, r.client, []string{key, also}, value).Err()
 }
 
 func (r *redisBackend) extendIfEquals(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {

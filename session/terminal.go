@@ -188,8 +188,9 @@ func (s *store) SwapTerminalToken(ctx context.Context, prev *TerminalToken, next
 	return &next, ok, nil
 }
 
-// DropTerminalToken deletes the terminal's token if it is still prev (a refresh found it dead); a newer
-// token stays.
+// DropTerminalToken deletes the terminal's token if it is still prev (a refresh found it dead), and its
+// holders with it: the sessions that held it belong to a lineage that has ended and must not count against
+// the next lineage's last logout. A newer token (and its holders) stays.
 func (s *store) DropTerminalToken(ctx context.Context, prev *TerminalToken) error {
 	const op = "drop terminal token"
 	if prev == nil || prev.stored == nil {
@@ -200,7 +201,7 @@ func (s *store) DropTerminalToken(ctx context.Context, prev *TerminalToken) erro
 	if err != nil {
 		return err
 	}
-	if err := s.be.delIfEquals(ctx, s.terminalTokenKey(prev.TerminalID), prev.stored); err != nil {
+	if err := s.be.dropIfEquals(ctx, s.terminalTokenKey(prev.TerminalID), prev.stored, s.holdersKey(prev.TerminalID)); err != nil {
 		return unavailable(op, err)
 	}
 	return nil
