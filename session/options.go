@@ -52,7 +52,7 @@ func (o Options) withDefaults() (Options, error) {
 	if strings.ContainsAny(o.Prefix, "{}") {
 		// A brace would start a Redis Cluster hash tag of its own, and a terminal's keys (which share
 		// the {terminal} tag) would land in different slots: CROSSSLOT in every script over two of them.
-		errs = append(errs, fmt.Errorf("Prefix %q contains { or }", o.Prefix))
+		errs = append(errs, fmt.Errorf("key prefix (Prefix) %q contains { or }", o.Prefix))
 	}
 	if len(errs) > 0 {
 		return o, fmt.Errorf("session: options: %w", errors.Join(errs...))
