@@ -174,9 +174,6 @@ func (s *Server) currentCheckoutStatus(c *fiber.Ctx, p *session.Payment) *sessio
 		s.log.Warn("embedded checkout: status not refreshed from Bead; the stored one is shown",
 			"requestId", requestIDOf(c), "trackingId", p.TrackingID, "err", err)
 		return p
-	case st == nil:
-		s.web.metrics.embedStatus.WithLabelValues("stored").Inc()
-		return p
 	}
 	s.web.metrics.embedStatus.WithLabelValues("bead").Inc()
 	next := mergeStatus(p, st, s.now())

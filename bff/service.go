@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -106,13 +107,10 @@ var errNoToken = errors.New("bff: no token of this terminal at hand")
 // ahead, and refreshed once and retried once on a 401/403.
 func (s *Server) unattendedCall(ctx context.Context, terminalID, op string, call beadCall) error {
 	out := s.terminalCall(ctx, terminalID, "", op, call)
-	if out.fatal == nil {
-		return out.err
+	if !errors.Is(out.fatal, errTerminalLoggedOut) {
+		return cmp.Or(out.fatal, out.err)
 	}
 	svc := s.web.service
-	if !errors.Is(out.fatal, errTerminalLoggedOut) {
-		return out.fatal
-	}
 	if svc == nil || !svc.mayServe(terminalID) {
 		return fmt.Errorf("%w: %w", errNoToken, out.fatal)
 	}
@@ -127,10 +125,8 @@ func (s *Server) unattendedCall(ctx context.Context, terminalID, op string, call
 	if t.TerminalID != terminalID {
 		return errNoToken
 	}
-	if out = s.terminalCall(ctx, terminalID, "", op, call); out.fatal != nil {
-		return out.fatal
-	}
-	return out.err
+	out = s.terminalCall(ctx, terminalID, "", op, call)
+	return cmp.Or(out.fatal, out.err)
 }
 
 // unattendedTracking reads a payment's status with unattendedCall.

@@ -599,17 +599,17 @@ func (w *webhooks) confirmPayment(ctx context.Context, terminalID, trackingID st
 			return err == nil, nil // gone, or someone confirmed it meanwhile
 		}
 		rctx, cancel := context.WithTimeout(ctx, s.cfg.BeadTimeout+time.Second)
-		st, source, err := w.readStatus(rctx, p)
+		st, err := s.unattendedTracking(rctx, p, "tracking (webhook)")
 		cancel()
 		switch {
-		case source == "":
+		case errors.Is(err, errNoToken):
 			w.metrics.confirmations.WithLabelValues("no_token").Inc()
 			s.log.Info("webhooks: no token of the payment's terminal to confirm with; pages show confirming until a staff page reads it",
 				"terminalId", terminalID, "trackingId", trackingID)
 			return false, nil
 		case err != nil:
 			w.metrics.confirmations.WithLabelValues("failed").Inc()
-			s.log.Warn("webhooks: confirming read failed", "trackingId", trackingID, "source", source, "err", err)
+			s.log.Warn("webhooks: confirming read failed", "trackingId", trackingID, "err", err)
 			later = w.confirmLater(terminalID, trackingID, attempt)
 			return false, nil
 		}
@@ -643,7 +643,7 @@ func (w *webhooks) confirmPayment(ctx context.Context, terminalID, trackingID st
 			return true, nil
 		}
 		w.metrics.confirmations.WithLabelValues("confirmed").Inc()
-		s.log.Info("webhooks: status confirmed by Bead", "trackingId", trackingID, "statusCode", next.StatusCode, "source", source)
+		s.log.Info("webhooks: status confirmed by Bead", "trackingId", trackingID, "statusCode", next.StatusCode)
 		return true, nil
 	})
 	settled, _ = v.(bool)
@@ -662,14 +662,4 @@ func (w *webhooks) confirmLater(terminalID, trackingID string, attempt int) bool
 		}
 	})
 	return true
-}
-
-// readStatus reads the payment from Bead with a token of its terminal (unattendedCall); source is "" when
-// there is none at hand.
-func (w *webhooks) readStatus(ctx context.Context, p *session.Payment) (*bead.PaymentStatus, string, error) {
-	st, err := w.s.unattendedTracking(ctx, p, "tracking (webhook)")
-	if errors.Is(err, errNoToken) {
-		return nil, "", nil
-	}
-	return st, "terminal", err
 }

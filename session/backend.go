@@ -22,12 +22,11 @@ type backend interface {
 	set(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	// setNX stores value under key for ttl only if key is absent, and says whether it did.
 	setNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
-	// delIfEquals removes key only if it holds value (a lock's owner releasing it, never another's).
-	delIfEquals(ctx context.Context, key string, value []byte) error
+	// delIfEquals removes key, and the keys also, only if key holds value (a lock's owner releasing it,
+	// never another's; a dead token dropped with its holders, never a newer one).
+	delIfEquals(ctx context.Context, key string, value []byte, also ...string) error
 	// swap stores value under key for ttl only if key holds exactly old, and says whether it did.
 	swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error)
-	// dropIfEquals removes key and also only if key holds value.
-	dropIfEquals(ctx context.Context, key string, value []byte, also string) error
 	// extendIfEquals sets key's time to live to ttl only if key holds value, and says whether it did.
 	extendIfEquals(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
 	// release removes member from the sorted set set, and the members scored below floor. If none is

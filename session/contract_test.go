@@ -53,24 +53,40 @@ var (
 	keyB = testKey(0xb)
 )
 
-func TestStoreContract(t *testing.T) {
-	kinds := []struct {
-		name string
-		// setup runs once per kind (starting Redis, say) and returns how each case gets its harness.
-		setup func(t *testing.T) func(t *testing.T) *harness
-	}{
-		{name: "memory", setup: func(*testing.T) func(*testing.T) *harness { return newMemoryHarness }},
-		{name: "redis", setup: redisHarnessFactory},
-		{name: "redis-cluster", setup: redisClusterHarnessFactory},
-		{name: "redis-sentinel", setup: redisSentinelHarnessFactory},
-	}
+func TestStoreContract(t *testing.T) { runContract(t, contractCases, allBackends) }
+
+// contractCase is one behaviour of the store contract.
+type contractCase struct {
+	name string
+	run  func(t *testing.T, h *harness)
+}
+
+// backendKind is a backend a contract runs on: setup runs once per kind (starting Redis, say) and returns
+// how each case gets its harness.
+type backendKind struct {
+	name  string
+	setup func(t *testing.T) func(t *testing.T) *harness
+}
+
+var (
+	memoryBackendKind = backendKind{name: "memory", setup: func(*testing.T) func(*testing.T) *harness { return newMemoryHarness }}
+	redisKinds        = []backendKind{{name: "redis", setup: redisHarnessFactory}, {name: "redis-cluster", setup: redisClusterHarnessFactory}}
+	// allBackends: the memory store, one Redis node, a three-node Cluster and a Sentinel set.
+	allBackends = append([]backendKind{memoryBackendKind}, append(redisKinds, backendKind{name: "redis-sentinel", setup: redisSentinelHarnessFactory})...)
+	// someBackends: the memory store, one node and a Cluster (parts of the contract Sentinel adds nothing to).
+	someBackends = append([]backendKind{memoryBackendKind}, redisKinds...)
+)
+
+// runContract runs every case on every kind, in parallel: each case has a harness of its own (its own
+// data, or its own key prefix). A missing redis-server fails only the Redis kinds.
+func runContract(t *testing.T, cases []contractCase, kinds []backendKind) {
 	for _, kind := range kinds {
 		t.Run(kind.name, func(t *testing.T) {
 			t.Parallel()
-			newHarness := kind.setup(t) // a missing redis-server fails only the redis half
-			for _, c := range contractCases {
+			newHarness := kind.setup(t)
+			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
-					t.Parallel() // each case has a harness of its own (its own data, or its own key prefix)
+					t.Parallel()
 					c.run(t, newHarness(t))
 				})
 			}
@@ -393,10 +409,7 @@ func sessionKeyOf(h *harness, id string) string {
 
 // --- the cases
 
-var contractCases = []struct {
-	name string
-	run  func(t *testing.T, h *harness)
-}{
+var contractCases = []contractCase{
 	{"ping", func(t *testing.T, h *harness) {
 		if err := h.open(t, Options{}).Ping(context.Background()); err != nil {
 			t.Fatalf("Ping: %v", err)

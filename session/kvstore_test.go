@@ -28,7 +28,7 @@ func (b *refusingBackend) setNX(context.Context, string, []byte, time.Duration) 
 	b.calls++
 	return false, errRefused
 }
-func (b *refusingBackend) delIfEquals(context.Context, string, []byte) error {
+func (b *refusingBackend) delIfEquals(context.Context, string, []byte, ...string) error {
 	b.calls++
 	return errRefused
 }
@@ -52,10 +52,6 @@ func (b *refusingBackend) atomically(context.Context, func(batch)) error {
 func (b *refusingBackend) swap(context.Context, string, []byte, []byte, time.Duration) (bool, error) {
 	b.calls++
 	return false, errRefused
-}
-func (b *refusingBackend) dropIfEquals(context.Context, string, []byte, string) error {
-	b.calls++
-	return errRefused
 }
 func (b *refusingBackend) extendIfEquals(context.Context, string, []byte, time.Duration) (bool, error) {
 	b.calls++

@@ -164,15 +164,29 @@ func (m *memoryBackend) setNX(ctx context.Context, key string, value []byte, ttl
 	return true, nil
 }
 
-func (m *memoryBackend) delIfEquals(ctx context.Context, key string, value []byte) error {
+// ifHolds runs act, under the lock, only if key holds exactly value, and says whether it did: the
+// compare-and-act family (delIfEquals, swap, extendIfEquals), as Redis runs them in one script.
+func (m *memoryBackend) ifHolds(ctx context.Context, key string, value []byte, act func(*memoryEntry)) (bool, error) {
 	if err := m.begin(ctx); err != nil {
-		return err
+		return false, err
 	}
 	defer m.mu.Unlock()
-	if e := m.live(key); e != nil && e.members == nil && bytes.Equal(e.value, value) {
-		delete(m.entries, key)
+	e := m.live(key)
+	if e == nil || e.members != nil || !bytes.Equal(e.value, value) {
+		return false, nil
 	}
-	return nil
+	act(e)
+	return true, nil
+}
+
+func (m *memoryBackend) delIfEquals(ctx context.Context, key string, value []byte, also ...string) error {
+	_, err := m.ifHolds(ctx, key, value, func(*memoryEntry) {
+		delete(m.entries, key)
+		for _, k := range also {
+			delete(m.entries, k)
+		}
+	})
+	return err
 }
 
 func (m *memoryBackend) getMany(ctx context.Context, keys []string) ([][]byte, error) {
@@ -355,41 +369,11 @@ func (b *memoryBatch) extendExpiry(key string, ttl time.Duration) {
 }
 
 func (m *memoryBackend) swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
-	if err := m.begin(ctx); err != nil {
-		return false, err
-	}
-	defer m.mu.Unlock()
-	e := m.live(key)
-	if e == nil || e.members != nil || !bytes.Equal(e.value, old) {
-		return false, nil
-	}
-	m.setLocked(key, value, ttl)
-	return true, nil
-}
-
-func (m *memoryBackend) dropIfEquals(ctx context.Context, key string, value []byte, also string) error {
-	if err := m.begin(ctx); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	if e := m.live(key); e != nil && e.members == nil && bytes.Equal(e.value, value) {
-		delete(m.entries, key)
-		delete(m.entries, also)
-	}
-	return nil
+	return m.ifHolds(ctx, key, old, func(*memoryEntry) { m.setLocked(key, value, ttl) })
 }
 
 func (m *memoryBackend) extendIfEquals(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	if err := m.begin(ctx); err != nil {
-		return false, err
-	}
-	defer m.mu.Unlock()
-	e := m.live(key)
-	if e == nil || e.members != nil || !bytes.Equal(e.value, value) {
-		return false, nil
-	}
-	e.expires = m.now().Add(ttl)
-	return true, nil
+	return m.ifHolds(ctx, key, value, func(e *memoryEntry) { e.expires = m.now().Add(ttl) })
 }
 
 func (m *memoryBackend) release(ctx context.Context, set, member string, floor float64, key string) ([]byte, error) {

@@ -11,28 +11,7 @@ import (
 
 // The attempt limiter's contract, on the memory store and on a real Redis, like the store contract.
 // Windows are short because the Redis harness lets time pass by sleeping.
-func TestAttemptContract(t *testing.T) {
-	kinds := []struct {
-		name  string
-		setup func(t *testing.T) func(t *testing.T) *harness
-	}{
-		{name: "memory", setup: func(*testing.T) func(*testing.T) *harness { return newMemoryHarness }},
-		{name: "redis", setup: redisHarnessFactory},
-		{name: "redis-cluster", setup: redisClusterHarnessFactory},
-	}
-	for _, kind := range kinds {
-		t.Run(kind.name, func(t *testing.T) {
-			t.Parallel()
-			newHarness := kind.setup(t)
-			for _, c := range attemptCases {
-				t.Run(c.name, func(t *testing.T) {
-					t.Parallel()
-					c.run(t, newHarness(t))
-				})
-			}
-		})
-	}
-}
+func TestAttemptContract(t *testing.T) { runContract(t, attemptCases, someBackends) }
 
 const attemptWindow = 600 * time.Millisecond
 
@@ -54,10 +33,7 @@ func mustBeRefused(t *testing.T, st Store, name string, limit int) time.Duration
 	return wait
 }
 
-var attemptCases = []struct {
-	name string
-	run  func(t *testing.T, h *harness)
-}{
+var attemptCases = []contractCase{
 	{"limit attempts pass, the next is refused until the window passes", func(t *testing.T, h *harness) {
 		st := h.open(t, Options{})
 		for range 3 {

@@ -253,11 +253,12 @@ func (r *redisBackend) setNX(ctx context.Context, key string, value []byte, ttl 
 	return r.client.SetNX(ctx, key, value, ttl).Result()
 }
 
-// delIfEqualsScript deletes a key only if it still holds the caller's value, atomically.
-var delIfEqualsScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+// delIfEqualsScript deletes KEYS (all of them) only if the first still holds the caller's value,
+// atomically. The callers' extra keys share the first's hash tag, so it runs on a Cluster too.
+var delIfEqualsScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", unpack(KEYS)) end return 0`)
 
-func (r *redisBackend) delIfEquals(ctx context.Context, key string, value []byte) error {
-	return delIfEqualsScript.Run(ctx, r.client, []string{key}, value).Err()
+func (r *redisBackend) delIfEquals(ctx context.Context, key string, value []byte, also ...string) error {
+	return delIfEqualsScript.Run(ctx, r.client, append([]string{key}, also...), value).Err()
 }
 
 func (r *redisBackend) getMany(ctx context.Context, keys []string) ([][]byte, error) {
@@ -345,9 +346,6 @@ var (
 if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call("SET", KEYS[1], ARGV[2], "PX", ARGV[3])
 return 1`)
-	dropIfEqualsScript = redis.NewScript(`
-if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call("DEL", KEYS[1], KEYS[2])`)
 	extendIfEqualsScript = redis.NewScript(`
 if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call("PEXPIRE", KEYS[1], ARGV[2])`)
@@ -364,10 +362,6 @@ return v`)
 func (r *redisBackend) swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
 	n, err := swapScript.Run(ctx, r.client, []string{key}, old, value, ttl.Milliseconds()).Int()
 	return n == 1, err
-}
-
-func (r *redisBackend) dropIfEquals(ctx context.Context, key string, value []byte, also string) error {
-	return dropIfEqualsScript.Run(ctx, r.client, []string{key, also}, value).Err()
 }
 
 func (r *redisBackend) extendIfEquals(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {

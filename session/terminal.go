@@ -201,7 +201,7 @@ func (s *store) DropTerminalToken(ctx context.Context, prev *TerminalToken) erro
 	if err != nil {
 		return err
 	}
-	if err := s.be.dropIfEquals(ctx, s.terminalTokenKey(prev.TerminalID), prev.stored, s.holdersKey(prev.TerminalID)); err != nil {
+	if err := s.be.delIfEquals(ctx, s.terminalTokenKey(prev.TerminalID), prev.stored, s.holdersKey(prev.TerminalID)); err != nil {
 		return unavailable(op, err)
 	}
 	return nil

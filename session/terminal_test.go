@@ -64,10 +64,7 @@ func holdersKeyOf(h *harness, tid string) string {
 	return (&store{opts: Options{Prefix: h.prefix}}).holdersKey(tid)
 }
 
-var terminalCases = []struct {
-	name string
-	run  func(t *testing.T, h *harness)
-}{
+var terminalCases = []contractCase{
 	{"terminal token: a first claim starts its lineage and loads back sealed", func(t *testing.T, h *harness) {
 		st := h.open(t, Options{})
 		want := terminalFixture(h.now(), "term-1", "lin-first", "one")

@@ -12,28 +12,7 @@ import (
 )
 
 // The webhook part of the store contract, on the memory store and on a real Redis, like the rest.
-func TestWebhookContract(t *testing.T) {
-	kinds := []struct {
-		name  string
-		setup func(t *testing.T) func(t *testing.T) *harness
-	}{
-		{name: "memory", setup: func(*testing.T) func(*testing.T) *harness { return newMemoryHarness }},
-		{name: "redis", setup: redisHarnessFactory},
-		{name: "redis-cluster", setup: redisClusterHarnessFactory},
-	}
-	for _, kind := range kinds {
-		t.Run(kind.name, func(t *testing.T) {
-			t.Parallel()
-			newHarness := kind.setup(t)
-			for _, c := range webhookCases {
-				t.Run(c.name, func(t *testing.T) {
-					t.Parallel()
-					c.run(t, newHarness(t))
-				})
-			}
-		})
-	}
-}
+func TestWebhookContract(t *testing.T) { runContract(t, webhookCases, someBackends) }
 
 func webhookEvent(terminal, tracking, status string, at time.Time) WebhookEvent {
 	return WebhookEvent{
@@ -64,10 +43,7 @@ func pendingIDs(t *testing.T, st Store, before time.Time) []string {
 	return ids
 }
 
-var webhookCases = []struct {
-	name string
-	run  func(t *testing.T, h *harness)
-}{
+var webhookCases = []contractCase{
 	{"the first delivery of a change is stored, a repeat finds it and changes nothing", func(t *testing.T, h *harness) {
 		st := h.open(t, Options{})
 		ev := webhookEvent("term-1", "trk-1", "completed", h.now())

@@ -2,9 +2,7 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 )
@@ -28,15 +26,17 @@ func BenchmarkRefreshStorm(b *testing.B) {
 		b.Fatalf("create: %d %s", created.status, created.body)
 	}
 	id, _ := created.json(b)["trackingId"].(string)
-	s := &paymentBurst{
-		path:    "/api/v1/payments/" + id,
-		bases:   []string{e.url, second.url},
-		cookies: []*http.Cookie{e.sessionCookie(app1), second.sessionCookie(app2)},
-		// One pool for both kinds, large enough to keep every connection of a burst: neither kind pays
-		// for new connections the other does not.
-		client: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: burstCalls}},
+	path := "/api/v1/payments/" + id
+	// Call i on session i%2 and server (i/2)%2: every (session, server) pair alike.
+	ck1, ck2 := e.sessionCookie(app1), second.sessionCookie(app2)
+	targets := []stormTarget{{e.url, ck1}, {e.url, ck2}, {second.url, ck1}, {second.url, ck2}}
+	run := func() error {
+		if failed, example := burst(burstCalls, path, targets); failed > 0 {
+			return fmt.Errorf("%d of %d calls failed, e.g. %s", failed, burstCalls, example)
+		}
+		return nil
 	}
-	if err := s.burst(); err != nil { // warm the connections; also proves the setup answers 200
+	if err := run(); err != nil { // warm the connections; also proves the setup answers 200
 		b.Fatalf("warm-up: %v", err)
 	}
 
@@ -45,7 +45,7 @@ func BenchmarkRefreshStorm(b *testing.B) {
 		var wall time.Duration
 		for i := 0; i < b.N; i++ {
 			start := time.Now()
-			if err := s.burst(); err != nil {
+			if err := run(); err != nil {
 				b.Fatalf("iteration %d: %v", i, err)
 			}
 			wall += time.Since(start)
@@ -64,7 +64,7 @@ func BenchmarkRefreshStorm(b *testing.B) {
 			sub.sb("POST", "/_sandbox/faults", map[string]any{"kind": "expire_tokens"})
 			b.StartTimer()
 			start := time.Now()
-			if err := s.burst(); err != nil {
+			if err := run(); err != nil {
 				b.Fatalf("iteration %d: %v", i, err)
 			}
 			wall += time.Since(start)
@@ -84,65 +84,3 @@ func BenchmarkRefreshStorm(b *testing.B) {
 
 // burstCalls is the number of concurrent calls of one burst.
 const burstCalls = 200
-
-// paymentBurst fires bursts of concurrent payment reads over every (session, server) pair.
-type paymentBurst struct {
-	path    string
-	bases   []string       // the servers' base URLs
-	cookies []*http.Cookie // the sessions' cookies
-	client  *http.Client
-}
-
-// burst sends burstCalls concurrent reads, call i on session i%2 and server (i/2)%2, and waits for all.
-// Any answer other than 200 is an error naming how many calls failed and one of the failures.
-func (s *paymentBurst) burst() error {
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		failed int
-		first  string
-	)
-	for i := range burstCalls {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ck := s.cookies[i%len(s.cookies)]
-			base := s.bases[(i/len(s.cookies))%len(s.bases)]
-			problem := s.read(base, ck)
-			if problem == "" {
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if failed++; first == "" {
-				first = fmt.Sprintf("call %d on %s: %s", i, base, problem)
-			}
-		}()
-	}
-	wg.Wait()
-	if failed > 0 {
-		return fmt.Errorf("%d of %d calls failed, e.g. %s", failed, burstCalls, first)
-	}
-	return nil
-}
-
-// read is one GET of s.path on base with the session cookie ck; it returns "" for a 200, else what went
-// wrong.
-func (s *paymentBurst) read(base string, ck *http.Cookie) string {
-	req, err := http.NewRequest("GET", base+s.path, nil)
-	if err != nil {
-		return err.Error()
-	}
-	req.Header.Set("X-CSRF", "1")
-	req.Header.Set("Cookie", ck.Name+"="+ck.Value)
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return err.Error()
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Sprintf("%d %.300s", resp.StatusCode, body)
-	}
-	return ""
-}

@@ -97,31 +97,11 @@ func TestRefreshStormTwoServers(t *testing.T) {
 	refreshes := e.stat("tokenRequests", "refresh_token")
 	e.sb("POST", "/_sandbox/faults", map[string]any{"kind": "expire_tokens"})
 	const calls = 200
-	var wg sync.WaitGroup
-	statuses := make(chan int, calls)
 	start := time.Now()
-	for i := range calls {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			base := e.url
-			if i%2 == 1 {
-				base = second.url
-			}
-			statuses <- e.apiWithCookie(base, "GET", "/api/v1/payments/"+id, ck, nil).status
-		}()
-	}
-	wg.Wait()
-	close(statuses)
+	failed, example := burst(calls, "/api/v1/payments/"+id, []stormTarget{{e.url, ck}, {second.url, ck}})
 	t.Logf("%d concurrent calls over two servers after expire_tokens: %v wall time", calls, time.Since(start).Round(time.Millisecond))
-	bad := map[int]int{}
-	for s := range statuses {
-		if s != http.StatusOK {
-			bad[s]++
-		}
-	}
-	if len(bad) > 0 {
-		t.Errorf("failed calls by status: %v, want none", bad)
+	if failed > 0 {
+		t.Errorf("%d calls failed (%s), want none", failed, example)
 	}
 	if n := e.stat("tokenRequests", "refresh_token") - refreshes; n != 1 {
 		t.Errorf("refresh grants = %v, want exactly 1", n)

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"sync"
 	"testing"
 )
 
@@ -34,31 +33,6 @@ func (e *env) loginOn(r *env, i int) *http.Cookie {
 	return r.sessionCookie(c)
 }
 
-// storm fires calls concurrent GETs of path, spread over the (server, cookie) pairs, and returns the
-// statuses other than 200 with their counts.
-func (e *env) storm(calls int, path string, targets []stormTarget) map[int]int {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	bad := map[int]int{}
-	for i := range calls {
-		wg.Go(func() {
-			tg := targets[i%len(targets)]
-			if s := e.apiWithCookie(tg.server.url, "GET", path, tg.cookie, nil).status; s != http.StatusOK {
-				mu.Lock()
-				bad[s]++
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return bad
-}
-
-type stormTarget struct {
-	server *env
-	cookie *http.Cookie
-}
-
 // One token per terminal (issue 5): the staff sessions of one terminal on two servers share the
 // terminal's token. A second login replaces the token but keeps the first session working; a storm over
 // both sessions and both servers right after expire_tokens is one refresh grant with no reuse; logging out
@@ -83,9 +57,9 @@ func TestOneTokenPerTerminal(t *testing.T) {
 
 	refreshes := a.stat("tokenRequests", "refresh_token")
 	a.sb("POST", "/_sandbox/faults", map[string]any{"kind": "expire_tokens"})
-	targets := []stormTarget{{a, first}, {b, second}, {b, first}, {a, second}}
-	if bad := a.storm(200, path, targets); len(bad) > 0 {
-		t.Errorf("storm over 2 sessions x 2 servers: failed calls by status %v, want none", bad)
+	targets := []stormTarget{{a.url, first}, {b.url, second}, {b.url, first}, {a.url, second}}
+	if failed, example := burst(200, path, targets); failed > 0 {
+		t.Errorf("storm over 2 sessions x 2 servers: %d calls failed (%s), want none", failed, example)
 	}
 	if n := a.stat("tokenRequests", "refresh_token") - refreshes; n != 1 {
 		t.Errorf("refresh grants for one terminal's storm = %v, want exactly 1 (one token, two sessions, two servers)", n)
@@ -122,8 +96,8 @@ func TestOneTokenPerTerminal(t *testing.T) {
 	a.sb("POST", "/_sandbox/faults", map[string]any{"kind": "revoke_refresh_tokens"})
 	a.sb("POST", "/_sandbox/faults", map[string]any{"kind": "expire_tokens"})
 	refreshes = a.stat("tokenRequests", "refresh_token")
-	for _, tg := range []stormTarget{{a, third}, {b, fourth}} {
-		r := a.apiWithCookie(tg.server.url, "GET", path, tg.cookie, nil)
+	for _, tg := range []stormTarget{{a.url, third}, {b.url, fourth}} {
+		r := a.apiWithCookie(tg.base, "GET", path, tg.cookie, nil)
 		if r.status != http.StatusUnauthorized || r.json(t)["cause"] != "refresh_token_invalid" {
 			t.Errorf("after the terminal's login was revoked: %d %s, want 401 refresh_token_invalid", r.status, r.body)
 		}
@@ -150,8 +124,8 @@ func TestRefreshLeaseRenewedWhileTheRealmIsSlow(t *testing.T) {
 	refreshes := a.stat("tokenRequests", "refresh_token")
 	a.sb("POST", "/_sandbox/faults", map[string]any{"kind": "slow_token", "count": 1, "delayMs": 1500})
 	a.sb("POST", "/_sandbox/faults", map[string]any{"kind": "expire_tokens"})
-	if bad := a.storm(40, "/api/v1/payments/"+id, []stormTarget{{a, first}, {b, second}}); len(bad) > 0 {
-		t.Errorf("failed calls by status %v, want none", bad)
+	if failed, example := burst(40, "/api/v1/payments/"+id, []stormTarget{{a.url, first}, {b.url, second}}); failed > 0 {
+		t.Errorf("%d calls failed (%s), want none", failed, example)
 	}
 	if n := a.stat("tokenRequests", "refresh_token") - refreshes; n != 1 {
 		t.Errorf("refresh grants = %v, want exactly 1", n)
