@@ -186,10 +186,14 @@ func (s *Server) releaseTerminal(ctx context.Context, sess *session.Session) {
 		s.log.Warn("terminal hold not released", "terminalId", sess.TerminalID, "err", err)
 		return
 	}
-	if last != nil {
-		s.tokens.drop(last.TerminalID, "")
-		s.endRealmSession(ctx, last, "its last session logged out")
+	if last == nil {
+		// Said, so that an operator who expected a realm logout sees why there was none.
+		s.log.Info("realm session kept: other sessions or the service account still use the terminal's token",
+			"terminalId", sess.TerminalID)
+		return
 	}
+	s.tokens.drop(last.TerminalID, "")
+	s.endRealmSession(ctx, last, "its last session logged out")
 }
 
 func randomToken() string {

@@ -116,3 +116,16 @@ func mustDoc(t *testing.T, c templ.Component) *goquery.Document {
 	doc, _ := render(t, c)
 	return doc
 }
+
+// In demo mode the sandbox's callbacks already arrive: the page must not read as if setup were missing.
+func TestWebhooksPageInDemoMode(t *testing.T) {
+	v := sampleWebhooks()
+	v.Registration, v.Demo = nil, true
+	doc, _ := render(t, Webhooks(v))
+	if got := text(one(t, doc, "webhook-registration")); !strings.Contains(got, "demo mode") || strings.Contains(got, "register to make it") {
+		t.Errorf("registration in demo mode says %q, want that none is needed", got)
+	}
+	if !strings.Contains(doc.Text(), "the embedded sandbox's") || strings.Contains(doc.Text(), "Secrets from BEAD_WEBHOOK_SECRET") {
+		t.Error("in demo mode the secret count must say it is the sandbox's, not BEAD_WEBHOOK_SECRET's")
+	}
+}

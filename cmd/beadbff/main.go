@@ -143,7 +143,13 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 			cfg.TerminalUsername, cfg.TerminalPassword = first.Username, first.Password
 		}
 		for _, t := range sb.Terminals() {
-			demo = append(demo, views.DemoCredential{Label: t.Label, Username: strings.TrimSuffix(t.Username, cfg.UsernameSuffix), Password: t.Password})
+			label := t.Label
+			if t.Username == cfg.TerminalUsername {
+				// Said on the login page: this terminal's checkouts and webhooks work with nobody logged
+				// in, and its last staff logout keeps the realm session the service account uses.
+				label += " (also the server's service account)"
+			}
+			demo = append(demo, views.DemoCredential{Label: label, Username: strings.TrimSuffix(t.Username, cfg.UsernameSuffix), Password: t.Password})
 		}
 		log.Warn("demo mode: BEAD_API_URL is unset, so beadbff talks to its embedded Bead sandbox", "sandbox", cfg.BeadAPIURL,
 			"webhooks", "the sandbox's callbacks come to /webhooks/bead, signed with a secret it handed over at start",
