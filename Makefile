@@ -52,7 +52,8 @@ lint:
 ## bench: a status read through beadbff against the same read sent straight to the sandbox, same run,
 ## same concurrency; prints both and their ratio (see README). Then the refresh storm (200 concurrent
 ## calls over two servers right after every token expired) beside the same calls with valid tokens, one
-## burst per iteration: wall time of both and their ratio. It asserts nothing about time.
+## burst per iteration: wall time of both and their ratio; the session layer's benchmarks; and the Redis
+## commands per proxied status read. It asserts nothing about time.
 bench: deps
 	@mkdir -p test-artifacts
 	$(GO) test -run '^$$' -bench 'StatusRead' -benchtime $(BENCHTIME) -count 1 ./cmd/beadbff/ | tee test-artifacts/bench.txt
@@ -60,6 +61,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench 'RefreshStorm' -benchtime 20x -count 1 ./cmd/beadbff/ | tee test-artifacts/bench-storm.txt
 	@.ci/bench-storm-ratio test-artifacts/bench-storm.txt
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./session/ ./bff/ | tee test-artifacts/bench-session.txt
+	$(GO) test -run '^TestRedisCommandsPerProxiedCall$$' -v -count 1 ./cmd/beadbff/ | grep -E 'per proxied|^(ok|FAIL|---)'
 
 clean:
 	rm -rf bin

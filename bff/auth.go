@@ -21,7 +21,7 @@ import (
 )
 
 // touchEvery bounds how often a request moves a session's expiry along, so that steady traffic costs one
-// store read per request and not a write too.
+// store read per request (the session's GET) and not a write too.
 const touchEvery = time.Minute
 
 // sessionTTL is how long the store keeps a session from now: until its idle or its absolute timeout,
@@ -38,27 +38,26 @@ func (s *Server) sessionTTL(sess *session.Session) time.Duration {
 
 // sessionExpiresAt is when the session ends if it stays idle (the API's expiresAt).
 func (s *Server) sessionExpiresAt(sess *session.Session) time.Time {
-	left := sess.ExpiresIn
-	if left <= 0 {
-		left = s.sessionTTL(sess)
+	at := sess.ExpiresAt
+	if at.IsZero() {
+		at = s.now().Add(s.sessionTTL(sess))
 	}
-	return s.now().Add(left).UTC().Truncate(time.Second)
+	return at.UTC().Truncate(time.Second)
 }
 
-// touch moves the idle timeout along, at most about once a minute (when the store's remaining TTL has
-// fallen a minute, or a tenth of the idle timeout, below a full one). It only moves the expiry: rewriting the session here could put back
-// a token another request has just refreshed. Its failure costs nothing but an earlier expiry, so it is
-// logged and the request goes on.
+// touch moves the idle timeout along, at most about once a minute: when the session's remaining time has
+// fallen a minute (or a tenth of the idle timeout) below a full one, or is unknown (a session stored
+// before it carried its expiry). Its failure costs nothing but an earlier expiry, so it is logged and the
+// request goes on.
 func (s *Server) touch(c *fiber.Ctx, sess *session.Session) {
 	ttl := s.sessionTTL(sess)
-	if sess.ExpiresIn <= 0 || ttl-sess.ExpiresIn < min(touchEvery, s.cfg.SessionIdleTimeout/10) {
+	if sess.ExpiresIn > 0 && ttl-sess.ExpiresIn < min(touchEvery, s.cfg.SessionIdleTimeout/10) {
 		return
 	}
-	if err := s.store.Touch(c.UserContext(), sess.ID, ttl); err != nil {
+	if err := s.store.Touch(c.UserContext(), sess, ttl); err != nil {
 		s.log.Warn("session touch failed", "requestId", requestIDOf(c), "err", err)
 		return
 	}
-	sess.ExpiresIn = ttl
 	// The session still holds its terminal for as long as it lives (ReleaseTerminal counts holders).
 	if err := s.store.HoldTerminal(c.UserContext(), sess.TerminalID, holderName(sess.ID), s.now().Add(ttl)); err != nil {
 		s.log.Warn("terminal hold not extended", "requestId", requestIDOf(c), "err", err)

@@ -177,8 +177,8 @@ func (s *Server) currentCheckoutStatus(c *fiber.Ctx, p *session.Payment) *sessio
 	}
 	s.web.metrics.embedStatus.WithLabelValues("bead").Inc()
 	next := mergeStatus(p, st, s.now())
-	if next.StatusCode != p.StatusCode || next.Amount != p.Amount || next.PaidAmount != p.PaidAmount {
-		if err := s.store.PutPayment(c.UserContext(), *next); err != nil {
+	if statusMoved(p, next) {
+		if err := s.recordPayment(c.UserContext(), next); err != nil {
 			s.log.Warn("embedded checkout: status not recorded", "requestId", requestIDOf(c), "trackingId", p.TrackingID, "err", err)
 		}
 	}

@@ -216,7 +216,7 @@ func (s *Server) loadLive(ctx context.Context, key topicKey) ([]session.Payment,
 	if key.trackingID == "" {
 		return s.store.ListPayments(ctx, key.terminalID, listLimit)
 	}
-	p, err := s.store.GetPayment(ctx, key.terminalID, key.trackingID)
+	p, err := s.storedPayment(ctx, key.terminalID, key.trackingID) // and the copy kept fresh with it
 	if err != nil {
 		return nil, err
 	}

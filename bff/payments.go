@@ -199,6 +199,7 @@ func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentIn
 		s.log.Error("payment created at Bead but not recorded", "requestId", requestIDOf(c), "trackingId", p.TrackingID, "err", err)
 		return nil, storeUnavailable(err)
 	}
+	s.payments.put(stored)
 	if !added {
 		// A retry with the caller's Idempotency-Key: Bead answered with the first payment, and so do we,
 		// unless the retry asked for something else under the same key.
@@ -229,13 +230,16 @@ func idempotencyKey(terminalID, callerKey string) string {
 }
 
 // paymentStatus reads a payment's status from Bead (unless it is already final here) and records it.
-// stored may be nil for a payment this server did not create.
+// stored may be nil for a payment this server did not create. The record comes from this process's copy
+// when it has one (paymentCache), so a status read in steady state reads only the session from the store;
+// a read that changes the record starts again from the store's, which another server may have moved on.
 func (s *Server) paymentStatus(c *fiber.Ctx, sess *session.Session, trackingID string) (*session.Payment, error) {
 	if !bead.ValidID(trackingID) {
 		return nil, invalidRequest("That is not a tracking id.")
 	}
 	trackingID = utils.CopyString(trackingID)
-	stored, err := s.store.GetPayment(c.UserContext(), sess.TerminalID, trackingID)
+	ctx := c.UserContext()
+	stored, err := s.paymentRecord(ctx, sess.TerminalID, trackingID)
 	switch {
 	case err == nil:
 		if bead.Status(stored.StatusCode).Final() {
@@ -256,12 +260,26 @@ func (s *Server) paymentStatus(c *fiber.Ctx, sess *session.Session, trackingID s
 		return nil, err
 	}
 	p := mergeStatus(stored, st, s.now())
-	if stored != nil && (stored.StatusCode != p.StatusCode || stored.Amount != p.Amount || stored.PaidAmount != p.PaidAmount) {
-		if err := s.store.PutPayment(c.UserContext(), *p); err != nil {
+	if stored == nil || !statusMoved(stored, p) {
+		return p, nil
+	}
+	fresh, err := s.storedPayment(ctx, sess.TerminalID, trackingID)
+	if err != nil {
+		s.payments.drop(sess.TerminalID, trackingID)
+		s.log.Warn("payment status not recorded", "requestId", requestIDOf(c), "trackingId", trackingID, "err", err)
+		return p, nil
+	}
+	if p = mergeStatus(fresh, st, s.now()); statusMoved(fresh, p) {
+		if err := s.recordPayment(ctx, p); err != nil {
 			s.log.Warn("payment status not recorded", "requestId", requestIDOf(c), "trackingId", p.TrackingID, "err", err)
 		}
 	}
 	return p, nil
+}
+
+// statusMoved says whether Bead's answer, merged into next, changes what the record shows.
+func statusMoved(prev, next *session.Payment) bool {
+	return prev.StatusCode != next.StatusCode || prev.Amount != next.Amount || prev.PaidAmount != next.PaidAmount
 }
 
 // mergeStatus lays Bead's answer over what this server recorded at creation.

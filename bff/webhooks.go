@@ -527,7 +527,7 @@ func (w *webhooks) apply(ctx context.Context, ev session.WebhookEvent) {
 	}
 	if pendingMoves(p.PendingStatus, announced) {
 		p.PendingStatus, p.UpdatedAt = string(announced), s.now().UTC()
-		if err := s.store.PutPayment(ctx, *p); err != nil {
+		if err := s.recordPayment(ctx, p); err != nil {
 			s.log.Warn("webhooks: payment not updated; the change waits for the next sweep", "trackingId", ev.TrackingID, "err", err)
 			return
 		}
@@ -619,7 +619,7 @@ func (w *webhooks) confirmPayment(ctx context.Context, terminalID, trackingID st
 		}
 		next := applyConfirmed(p, st, s.now().UTC())
 		if *next != *p {
-			if err := s.store.PutPayment(ctx, *next); err != nil {
+			if err := s.recordPayment(ctx, next); err != nil {
 				s.log.Warn("webhooks: confirmed status not recorded", "trackingId", trackingID, "err", err)
 				return false, nil
 			}
@@ -637,7 +637,7 @@ func (w *webhooks) confirmPayment(ctx context.Context, terminalID, trackingID st
 			s.log.Warn("webhooks: Bead did not confirm the announced status; keeping Bead's", "trackingId", trackingID,
 				"announced", next.PendingStatus, "statusCode", next.StatusCode)
 			next.PendingStatus = ""
-			if err := s.store.PutPayment(ctx, *next); err == nil {
+			if err := s.recordPayment(ctx, next); err == nil {
 				w.hub.publish(next)
 			}
 			return true, nil

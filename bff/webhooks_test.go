@@ -550,7 +550,7 @@ func (r *sseReader) next(t *testing.T, within time.Duration) (string, map[string
 	select {
 	case ev, ok := <-r.events:
 		if !ok {
-			t.Fatal("the stream ended")
+			t.Fatalf("the stream ended (it answered %d)", r.resp.StatusCode)
 		}
 		var m map[string]any
 		_ = json.Unmarshal([]byte(ev[1]), &m)

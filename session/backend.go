@@ -13,13 +13,13 @@ type backend interface {
 	ping(ctx context.Context) error
 	// get returns the value of key, or ErrNotFound.
 	get(ctx context.Context, key string) ([]byte, error)
-	// getTTL is get that also returns the key's remaining time to live (0 when it has none), in one
-	// round trip.
-	getTTL(ctx context.Context, key string) ([]byte, time.Duration, error)
 	// getMany returns one value per key, nil where the key is absent.
 	getMany(ctx context.Context, keys []string) ([][]byte, error)
 	// set stores value under key for ttl (> 0), replacing what was there.
 	set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// setXX stores value under key for ttl only if key is present, and says whether it did (a session
+	// touched while a logout deletes it must stay deleted).
+	setXX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
 	// setNX stores value under key for ttl only if key is absent, and says whether it did.
 	setNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
 	// delIfEquals removes key, and the keys also, only if key holds value (a lock's owner releasing it,

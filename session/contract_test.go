@@ -3,6 +3,7 @@ package session
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -490,30 +491,83 @@ var contractCases = []contractCase{
 		}
 	}},
 
-	{"load reports the time to live; touch extends it without rewriting", func(t *testing.T, h *harness) {
+	{"the session carries its expiry; touch extends it and re-seals, never resurrects", func(t *testing.T, h *harness) {
 		st := h.open(t, Options{})
 		s := newSession(t, st, h.now())
 		mustSave(t, st, s, 10*time.Second)
 		got := mustLoad(t, st, s.ID)
-		if got.ExpiresIn <= 0 || got.ExpiresIn > 10*time.Second {
-			t.Errorf("ExpiresIn = %v, want in (0, 10s]", got.ExpiresIn)
+		if got.ExpiresIn <= 9*time.Second || got.ExpiresIn > 10*time.Second {
+			t.Errorf("ExpiresIn = %v, want in (9s, 10s]", got.ExpiresIn)
 		}
-		before, _ := h.rawGet(t, sessionKeyOf(h, s.ID))
-		if err := st.Touch(context.Background(), s.ID, time.Hour); err != nil {
+		if want := h.now().Add(10 * time.Second); got.ExpiresAt.Sub(want).Abs() > time.Second {
+			t.Errorf("ExpiresAt = %v, want about %v", got.ExpiresAt, want)
+		}
+		h.elapse(1100 * time.Millisecond)
+		touchedAt := h.now()
+		if err := st.Touch(context.Background(), got, time.Hour); err != nil {
 			t.Fatalf("Touch: %v", err)
 		}
 		if ttl := h.ttl(t, sessionKeyOf(h, s.ID)); ttl <= 10*time.Second || ttl > time.Hour {
 			t.Errorf("TTL after Touch = %v, want about an hour", ttl)
 		}
-		if after, _ := h.rawGet(t, sessionKeyOf(h, s.ID)); !bytes.Equal(before, after) {
-			t.Error("Touch rewrote the sealed session; it must only move its expiry")
+		again := mustLoad(t, st, s.ID)
+		if again.ExpiresIn <= 59*time.Minute || again.ExpiresIn > time.Hour {
+			t.Errorf("ExpiresIn after Touch = %v, want about an hour", again.ExpiresIn)
 		}
-		id, _ := st.NewID()
-		if err := st.Touch(context.Background(), id, time.Hour); err != nil {
-			t.Errorf("Touch of an absent session = %v, want nil", err)
+		if again.LastSeen.Sub(touchedAt).Abs() > time.Second || !again.LastSeen.After(s.LastSeen) {
+			t.Errorf("LastSeen after Touch = %v, want about %v (saved with %v)", again.LastSeen, touchedAt, s.LastSeen)
 		}
-		if _, ok := h.rawGet(t, sessionKeyOf(h, id)); ok {
-			t.Error("Touch of an absent session created it")
+		if diff := cmp.Diff(got, again, ignoreExpiresIn); diff != "" {
+			t.Errorf("Touch left the caller's session unlike the stored one (-caller +loaded):\n%s", diff)
+		}
+		if diff := cmp.Diff(s, again, ignoreExpiresIn, cmpopts.IgnoreFields(Session{}, "LastSeen", "ExpiresAt")); diff != "" {
+			t.Errorf("Touch changed more than LastSeen and the expiry (-saved +touched):\n%s", diff)
+		}
+
+		// A logout's delete wins over a touch that comes after it: no session comes back.
+		if err := st.Delete(context.Background(), s.ID); err != nil {
+			t.Fatal(err)
+		}
+		before := *again
+		if err := st.Touch(context.Background(), again, time.Hour); err != nil {
+			t.Errorf("Touch of a deleted session = %v, want nil", err)
+		}
+		if _, ok := h.rawGet(t, sessionKeyOf(h, s.ID)); ok {
+			t.Error("Touch of a deleted session brought it back")
+		}
+		if diff := cmp.Diff(&before, again); diff != "" {
+			t.Errorf("Touch of a deleted session changed the caller's copy:\n%s", diff)
+		}
+	}},
+
+	{"a session stored without its expiry loads with ExpiresIn 0", func(t *testing.T, h *harness) {
+		st := h.open(t, Options{})
+		s := newSession(t, st, h.now())
+		plain, err := json.Marshal(s) // a blob of the format before ExpiresAt: no "exp"
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(plain, []byte(`"exp"`)) {
+			t.Fatalf("a zero ExpiresAt was encoded: %s", plain)
+		}
+		key := sessionKeyOf(h, s.ID)
+		h.rawSet(t, key, mustKeyring(t, keyA).Seal(key, plain))
+		if got := mustLoad(t, st, s.ID); got.ExpiresIn != 0 || !got.ExpiresAt.IsZero() {
+			t.Errorf("ExpiresIn %v, ExpiresAt %v; want 0 and zero (unknown)", got.ExpiresIn, got.ExpiresAt)
+		}
+	}},
+
+	{"touch re-seals under the first key: rotation needs no logout and no rewrite by hand", func(t *testing.T, h *harness) {
+		underA := h.open(t, Options{Keyring: mustKeyring(t, keyA)})
+		s := newSession(t, underA, h.now())
+		mustSave(t, underA, s, time.Hour)
+		rotated := h.open(t, Options{Keyring: mustKeyring(t, keyB, keyA)})
+		if err := rotated.Touch(context.Background(), mustLoad(t, rotated, s.ID), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		onlyB := h.open(t, Options{Keyring: mustKeyring(t, keyB)})
+		if _, err := onlyB.Load(context.Background(), s.ID); err != nil {
+			t.Errorf("Load with only B after a touch under [B, A] = %v, want the session", err)
 		}
 	}},
 
@@ -580,8 +634,8 @@ var contractCases = []contractCase{
 	{"stored session is not shared with callers", func(t *testing.T, h *harness) {
 		st := h.open(t, Options{})
 		s := newSession(t, st, h.now())
+		mustSave(t, st, s, time.Hour) // Save sets s.ExpiresAt
 		want := *s
-		mustSave(t, st, s, time.Hour)
 		s.Username = "changed after save"
 		loaded := mustLoad(t, st, want.ID)
 		loaded.Lineage = "changed after load"

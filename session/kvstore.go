@@ -128,7 +128,7 @@ func (s *store) Load(ctx context.Context, id string) (*Session, error) {
 		return nil, err
 	}
 	key := s.sessionKey(id)
-	blob, ttl, err := s.be.getTTL(ctx, key)
+	blob, err := s.be.get(ctx, key)
 	if err != nil {
 		return nil, backendErr("load", err)
 	}
@@ -143,50 +143,75 @@ func (s *store) Load(ctx context.Context, id string) (*Session, error) {
 		return nil, fmt.Errorf("session: load: %w: %w: sealed session does not decode", ErrNotFound, ErrUnreadable)
 	}
 	sess.ID = id
-	sess.ExpiresIn = ttl
+	if !sess.ExpiresAt.IsZero() {
+		sess.ExpiresIn = max(sess.ExpiresAt.Sub(s.opts.Now()), 0)
+	}
 	return &sess, nil
 }
 
-// Touch moves a session's expiry to ttl from now without rewriting it, so that keeping a session alive
-// can never overwrite a token another request has just refreshed. An absent session is not an error.
-func (s *store) Touch(ctx context.Context, id string, ttl time.Duration) error {
-	if !wellFormedID(id) || ttl <= 0 {
-		return nil
+// sealSession is what Save and Touch write: sess, with ExpiresAt set to ttl from now, JSON, sealed.
+func (s *store) sealSession(op string, sess *Session, ttl time.Duration) (key string, blob []byte, err error) {
+	switch {
+	case sess == nil:
+		return "", nil, fmt.Errorf("session: %s: nil session", op)
+	case !wellFormedID(sess.ID):
+		// A session under any other id could never be loaded again.
+		return "", nil, fmt.Errorf("session: %s: malformed session id (use NewID)", op)
+	case ttl <= 0:
+		// Redis would keep a key with no TTL forever; a session must always end.
+		return "", nil, fmt.Errorf("session: %s: ttl %v is not positive", op, ttl)
 	}
-	ctx, cancel, err := s.call(ctx, "touch")
-	defer cancel()
+	next := *sess
+	next.ExpiresAt = s.opts.Now().Add(ttl).UTC()
+	plain, err := json.Marshal(&next)
 	if err != nil {
-		return err
+		return "", nil, fmt.Errorf("session: %s: encode: %w", op, err)
 	}
-	if err := s.be.atomically(ctx, func(b batch) { b.expire(s.sessionKey(id), ttl) }); err != nil {
-		return unavailable("touch", err)
-	}
-	return nil
+	key = s.sessionKey(sess.ID)
+	sess.ExpiresAt, sess.ExpiresIn = next.ExpiresAt, ttl
+	return key, s.keys.Seal(key, plain), nil
 }
 
 func (s *store) Save(ctx context.Context, sess *Session, ttl time.Duration) error {
-	switch {
-	case sess == nil:
-		return errors.New("session: save: nil session")
-	case !wellFormedID(sess.ID):
-		// A session under any other id could never be loaded again.
-		return errors.New("session: save: malformed session id (use NewID)")
-	case ttl <= 0:
-		// Redis would keep a key with no TTL forever; a session must always end.
-		return fmt.Errorf("session: save: ttl %v is not positive", ttl)
-	}
-	plain, err := json.Marshal(sess)
+	key, blob, err := s.sealSession("save", sess, ttl)
 	if err != nil {
-		return fmt.Errorf("session: save: encode: %w", err)
+		return err
 	}
 	ctx, cancel, err := s.call(ctx, "save")
 	defer cancel()
 	if err != nil {
 		return err
 	}
-	key := s.sessionKey(sess.ID)
-	if err := s.be.set(ctx, key, s.keys.Seal(key, plain), ttl); err != nil {
+	if err := s.be.set(ctx, key, blob, ttl); err != nil {
 		return unavailable("save", err)
+	}
+	return nil
+}
+
+// Touch rewrites the whole session. That is safe because a session never changes after its login (it
+// holds no token: the terminal's is kept apart), so two requests touching it at once write the same
+// fields; and SET XX keeps a logout's delete.
+func (s *store) Touch(ctx context.Context, sess *Session, ttl time.Duration) error {
+	if sess == nil || !wellFormedID(sess.ID) || ttl <= 0 {
+		return nil
+	}
+	next := *sess
+	next.LastSeen = s.opts.Now().UTC()
+	key, blob, err := s.sealSession("touch", &next, ttl)
+	if err != nil {
+		return err
+	}
+	ctx, cancel, err := s.call(ctx, "touch")
+	defer cancel()
+	if err != nil {
+		return err
+	}
+	kept, err := s.be.setXX(ctx, key, blob, ttl)
+	if err != nil {
+		return unavailable("touch", err)
+	}
+	if kept {
+		*sess = next
 	}
 	return nil
 }

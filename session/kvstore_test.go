@@ -20,9 +20,9 @@ func (b *refusingBackend) get(context.Context, string) ([]byte, error) {
 	b.calls++
 	return nil, errRefused
 }
-func (b *refusingBackend) getTTL(context.Context, string) ([]byte, time.Duration, error) {
+func (b *refusingBackend) setXX(context.Context, string, []byte, time.Duration) (bool, error) {
 	b.calls++
-	return nil, 0, errRefused
+	return false, errRefused
 }
 func (b *refusingBackend) setNX(context.Context, string, []byte, time.Duration) (bool, error) {
 	b.calls++

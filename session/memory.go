@@ -133,23 +133,16 @@ func (m *memoryBackend) get(ctx context.Context, key string) ([]byte, error) {
 	return bytes.Clone(e.value), nil // the caller may scribble on it
 }
 
-func (m *memoryBackend) getTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
+func (m *memoryBackend) setXX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	if err := m.begin(ctx); err != nil {
-		return nil, 0, err
+		return false, err
 	}
 	defer m.mu.Unlock()
-	e := m.live(key)
-	switch {
-	case e == nil:
-		return nil, 0, ErrNotFound
-	case e.members != nil:
-		return nil, 0, errWrongType
+	if m.live(key) == nil {
+		return false, nil
 	}
-	var ttl time.Duration
-	if !e.expires.IsZero() {
-		ttl = e.expires.Sub(m.now())
-	}
-	return bytes.Clone(e.value), ttl, nil
+	m.setLocked(key, value, ttl) // like SET XX, whatever the key held
+	return true, nil
 }
 
 func (m *memoryBackend) setNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {

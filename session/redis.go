@@ -231,22 +231,8 @@ func (r *redisBackend) get(ctx context.Context, key string) ([]byte, error) {
 	return b, err
 }
 
-func (r *redisBackend) getTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
-	var get *redis.StringCmd
-	var ttl *redis.DurationCmd
-	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, key)
-		ttl = p.PTTL(ctx, key)
-		return nil
-	})
-	if errors.Is(err, redis.Nil) || errors.Is(get.Err(), redis.Nil) {
-		return nil, 0, ErrNotFound
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	b, _ := get.Bytes()
-	return b, max(ttl.Val(), 0), nil
+func (r *redisBackend) setXX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	return r.client.SetXX(ctx, key, value, ttl).Result()
 }
 
 func (r *redisBackend) setNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {

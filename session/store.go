@@ -43,9 +43,13 @@ type Session struct {
 	Lineage    string    `json:"lin"`  // the TerminalToken lineage this session joined
 	CSRFToken  string    `json:"csrf"` // per-session token for HTML forms
 	CreatedAt  time.Time `json:"cat"`
-	LastSeen   time.Time `json:"lst"` // the last time the session was written
+	LastSeen   time.Time `json:"lst"` // when the session was saved or last touched
+	// ExpiresAt is when the store stops keeping the session, as Save or Touch last set it. Kept in the
+	// sealed session itself so that Load is one GET: no PTTL beside it.
+	ExpiresAt time.Time `json:"exp,omitzero"`
 
-	// ExpiresIn is how long the store will still keep the session, as Load found it; not stored.
+	// ExpiresIn is how long the store will still keep the session (ExpiresAt from Load's clock; 0 when
+	// unknown, for a session written before ExpiresAt was stored). Not stored.
 	ExpiresIn time.Duration `json:"-"`
 }
 
@@ -85,11 +89,13 @@ type Store interface {
 	// Load opens the session with this id: ErrNotFound when absent, expired or unreadable. An id not of
 	// NewID's shape is ErrNotFound at once, without a round trip.
 	Load(ctx context.Context, id string) (*Session, error)
-	// Save seals and stores s under s.ID for ttl (replacing what was there). s.ID must come from NewID
-	// and ttl must be positive.
+	// Save seals and stores s under s.ID for ttl (replacing what was there), setting s.ExpiresAt. s.ID
+	// must come from NewID and ttl must be positive.
 	Save(ctx context.Context, s *Session, ttl time.Duration) error
-	// Touch extends the session's time to live to ttl from now without rewriting it.
-	Touch(ctx context.Context, id string, ttl time.Duration) error
+	// Touch is Save for a session that must still exist: it sets s.LastSeen to now and extends the
+	// session's time to live to ttl, re-sealing it (under the first key), but never brings back a session
+	// deleted meanwhile. An absent session is not an error; s is then left as it was.
+	Touch(ctx context.Context, s *Session, ttl time.Duration) error
 	// Delete removes the session; deleting an absent one is not an error.
 	Delete(ctx context.Context, id string) error
 
