@@ -50,13 +50,17 @@ type liveStatus struct {
 	Paid         bool   `json:"paid"`
 	Confirming   bool   `json:"confirming"`             // a webhook announced PendingStatus; Bead has not confirmed it yet
 	PendingLabel string `json:"pendingLabel,omitempty"` // what the webhook announced, in words
+	// PendingPaid: what the webhook announced is a paid status. The checkout then stops offering "Pay now"
+	// (a verified webhook is Bead's word that the money came), so a shopper is not led to pay twice while
+	// Bead's confirming read waits (for a token of the terminal, say).
+	PendingPaid bool `json:"pendingPaid,omitempty"`
 }
 
 func liveStatusOf(p *session.Payment) liveStatus {
 	st := bead.Status(p.StatusCode)
 	l := liveStatus{TrackingID: p.TrackingID, StatusCode: p.StatusCode, StatusLabel: st.Label(), Final: st.Final(), Paid: st.Paid()}
 	if confirming(p) {
-		l.Confirming, l.PendingLabel = true, bead.Status(p.PendingStatus).Label()
+		l.Confirming, l.PendingLabel, l.PendingPaid = true, bead.Status(p.PendingStatus).Label(), bead.Status(p.PendingStatus).Paid()
 	}
 	return l
 }

@@ -139,3 +139,38 @@ func TestBrowserLiveUpdates(t *testing.T) {
 	}
 	browsertest.Screenshot(t, ctx, "5-webhooks-page")
 }
+
+// A shopper who has paid is not asked to pay again while Bead's confirming read cannot happen yet. Here
+// nobody of the terminal is logged in and there is no service account, so the verified webhook's
+// "completed" stays an announcement; the open checkout then says the payment was received, and its
+// "Pay now" button and waiting note are gone (before this, both stayed).
+func TestBrowserCheckoutStopsOfferingPayOnceAWebhookSaysPaid(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test; run without -short")
+	}
+	e := webhookEnv(t, sandboxWebhookSecret, false, tinyRetry, true)
+	p := e.createAndLogOut(0, "3.10", "paid-elsewhere")
+	ctx := browsertest.New(t, browsertest.Options{})
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	step := func(what string, err error) { t.Helper(); browsertest.Check(t, ctx, what, err) }
+	step("open the checkout", chromedp.Do(ctx,
+		chromedp.Navigate(p["checkoutUrl"].(string)),
+		chromedp.WaitVisible(css(`[data-testid="checkout"][data-live="push"]`)),
+		chromedp.WaitVisible(css(`[data-testid="checkout-pay"]`)),
+	))
+	e.sb("POST", "/_sandbox/payments/"+p["trackingId"].(string)+"/status", map[string]string{"statusCode": "completed"})
+	step("the checkout says it was received and stops offering to pay", chromedp.Do(ctx,
+		chromedp.WaitVisible(css(`[data-testid="checkout-confirming-paid"]`)),
+		chromedp.WaitNotVisible(css(`[data-testid="checkout-pay"]`)),
+		chromedp.WaitNotVisible(css(`[data-testid="checkout"] [data-note="waiting"]`)),
+	))
+	browsertest.Screenshot(t, ctx, "checkout-confirming-paid")
+	hidden, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('[data-testid="checkout-confirming"]').hidden`))
+	step("read the generic confirming hint", err)
+	if !hidden {
+		t.Error(`both "confirming" hints are shown`)
+	}
+	if s := e.checkoutStatus(p["checkoutUrl"].(string)); s["statusCode"] != "created" {
+		t.Errorf("checkout status %v, want the stored created: with no token nothing confirmed it, so the page's words came from the announcement", s)
+	}
+}
