@@ -71,7 +71,7 @@ func (s *Sandbox) apiHandler() http.Handler {
 		s.serveAPI(rec, r, routes)
 		s.countAPIRequest(rec.code())
 		s.log.Info("sandbox api", "method", r.Method, "path", r.URL.Path, "status", rec.code(),
-			"requestId", rec.Header().Get("x-request-id"), "duration", time.Since(start))
+			"requestId", rec.Header().Get("x-request-id"), "durationMs", float64(time.Since(start).Microseconds())/1000)
 	})
 }
 
