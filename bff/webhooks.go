@@ -85,7 +85,12 @@ type webhooks struct {
 	// minute, so a flood of junk cannot push Bead's own refusals out of the webhooks page's list.
 	recordedMu sync.Mutex
 	recorded   map[string]time.Time
+	// refusalLog bounds the "webhook refused" log lines (refusalLogLimit per check a minute): anyone can
+	// send a refused request, a well-formed wrong signature included.
+	refusalLog *logGate
 }
+
+const refusalLogLimit = 10
 
 // unverifiedChecks are refusals of requests that are not even shaped like a signed delivery: anyone can
 // send them, and they say nothing about Bead's own deliveries. (A well-formed signature that does not
@@ -136,7 +141,8 @@ func newWebhooks(s *Server, reg prometheus.Registerer) *webhooks {
 		}, []string{"page"}),
 	}
 	reg.MustRegister(m.deliveries, m.confirmations, m.streams)
-	w := &webhooks{s: s, metrics: m, jobs: make(chan func(context.Context), webhookQueueSize)}
+	w := &webhooks{s: s, metrics: m, jobs: make(chan func(context.Context), webhookQueueSize),
+		refusalLog: newLogGate(refusalLogLimit, time.Minute)}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.hub = newLiveHub(s.loadLive, liveStoreEvery)
 	for range webhookWorkers {
@@ -318,8 +324,14 @@ func (s *Server) refuseWebhook(c *fiber.Ctx, status int, cause, check, title, de
 		}
 	}
 	h.metrics.deliveries.WithLabelValues(session.DeliveryRefused, check).Inc()
-	s.log.Warn("webhook refused", "requestId", d.RequestID, "check", check, "detail", detail,
-		"status", status, "bytes", len(c.BodyRaw()), "from", s.clientAddress(c))
+	if ok, held := h.refusalLog.allow(check, d.At); ok {
+		attrs := []any{"requestId", d.RequestID, "check", check, "detail", detail,
+			"status", status, "bytes", len(c.BodyRaw()), "from", s.clientAddress(c)}
+		if held > 0 {
+			attrs = append(attrs, "notLoggedBefore", held) // refusals of this check past the limit last minute
+		}
+		s.log.Warn("webhook refused", attrs...)
+	}
 	return s.writeWebhookProblem(c, &Problem{Status: status, Cause: cause, Title: title, Detail: detail}, check)
 }
 

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -110,6 +111,7 @@ type hookEnv struct {
 	bead  *hookBead
 	reg   *prometheus.Registry
 	co    string // the checkout id of the test payment
+	logs  *lockedBuffer
 }
 
 // newHookEnv builds a server whose BEAD_WEBHOOK_SECRET is hookKey (unless vars override it) with one
@@ -131,8 +133,8 @@ func newHookEnv(t testing.TB, vars map[string]string) *hookEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &hookEnv{store: store, bead: newHookBead(), reg: prometheus.NewRegistry(), co: randomToken()}
-	e.srv, err = New(Deps{Config: cfg, Store: store, Bead: e.bead, Registry: e.reg})
+	e := &hookEnv{store: store, bead: newHookBead(), reg: prometheus.NewRegistry(), co: randomToken(), logs: &lockedBuffer{}}
+	e.srv, err = New(Deps{Config: cfg, Store: store, Bead: e.bead, Registry: e.reg, Logger: slog.New(slog.NewTextHandler(e.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
