@@ -206,8 +206,13 @@ func randomToken() string {
 func (s *Server) loginView(c *fiber.Ctx) views.LoginView {
 	v := views.LoginView{Page: s.page(c, "Log in"), Next: safeNext(c.Query("next"))}
 	v.CSRFToken = s.loginToken(c) // the pre-session token (csrf.go), whatever session the page shows
-	if c.Query("ended") == "1" {
+	// Fixed notices keyed by a flag, never text from the URL: a link cannot make this page say anything
+	// else. Whoever still has a session never sees them (loginPage sends them on).
+	switch {
+	case c.Query("ended") == "1":
 		v.Flash = "Your session has ended. Log in again to continue."
+	case c.Query("loggedout") == "1":
+		v.Flash = "You are logged out."
 	}
 	if s.cfg.Demo {
 		v.Demo = s.demo
@@ -249,7 +254,7 @@ func (s *Server) logoutSubmit(c *fiber.Ctx) error {
 	if err := s.logout(c); err != nil {
 		return err
 	}
-	return c.Redirect("/login", http.StatusSeeOther)
+	return c.Redirect("/login?loggedout=1", http.StatusSeeOther) // the login page confirms it
 }
 
 // API.

@@ -190,7 +190,7 @@ func (s *Server) embedFailureStatus(c *fiber.Ctx, err error) (int, string) {
 	if errors.Is(err, errNoCheckout) {
 		return http.StatusNotFound, "not_found"
 	}
-	s.log.Error("embedded checkout failed", "requestId", requestIDOf(c), "path", c.Path(), "err", err)
+	s.log.Error("embedded checkout failed", "requestId", requestIDOf(c), "path", loggedPath(c.Path()), "err", err)
 	if errors.Is(err, session.ErrUnavailable) {
 		return http.StatusServiceUnavailable, "unavailable"
 	}

@@ -53,7 +53,7 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		c.Locals(localRequestID, rid)
 		c.Set("X-Request-Id", rid)
 	}
-	attrs := []any{"requestId", rid, "cause", p.Cause, "status", p.Status, "path", c.Path()}
+	attrs := []any{"requestId", rid, "cause", p.Cause, "status", p.Status, "path", loggedPath(c.Path())}
 	if p.Err != nil {
 		attrs = append(attrs, "err", p.Err.Error())
 	}

@@ -20,14 +20,22 @@ import (
 // incidentRecord is one diagnosed failure, as stored (sealed, under the session that met it, for about a
 // day) and shown on /help/incidents/{id}.
 type incidentRecord struct {
-	ID        string               `json:"id"`
-	At        time.Time            `json:"at"`
-	Op        string               `json:"op"`
-	RequestID string               `json:"requestId"`
-	Status    int                  `json:"status"` // what this server answered
-	Diagnosis diagnose.Diagnosis   `json:"diagnosis"`
-	Tried     []string             `json:"tried"`
-	Bundle    *views.SupportBundle `json:"bundle,omitempty"` // nil for a refusal made here
+	ID        string    `json:"id"`
+	At        time.Time `json:"at"`
+	Op        string    `json:"op"`
+	RequestID string    `json:"requestId"`
+	Status    int       `json:"status"` // what this server answered
+	// BeadStatus is the status of the last answer to the call to Bead (0 when none came or nothing was
+	// sent), and BeadAnswer says in words who gave it, or why there was none. They are kept apart from
+	// Status because the two often differ (a proxy's 403 is answered 502 here; Bead's 401 after a retry is
+	// answered 403), and a page that showed one number beside a text about the other misled its readers.
+	BeadStatus int    `json:"beadStatus,omitempty"`
+	BeadAnswer string `json:"beadAnswer,omitempty"`
+	// StatusReason says why this server answered Status ("" in incidents stored before it was kept).
+	StatusReason string               `json:"statusReason,omitempty"`
+	Diagnosis    diagnose.Diagnosis   `json:"diagnosis"`
+	Tried        []string             `json:"tried"`
+	Bundle       *views.SupportBundle `json:"bundle,omitempty"` // nil for a refusal made here
 }
 
 // statusForCause is what this server answers for a diagnosed failure of a call to Bead.
@@ -124,8 +132,10 @@ func (s *Server) recordIncident(c *fiber.Ctx, sess *session.Session, tok session
 		RequestID: requestIDOf(c),
 		Status:    statusForCause(d.Cause, err),
 		Diagnosis: d,
-		Tried:     triedSteps(rec, in.Probe, err),
+		Tried:     triedSteps(rec, in.Probe, err, d.Cause),
 	}
+	inc.BeadStatus, inc.BeadAnswer = beadAnswer(err, d.Cause, in.Local != "")
+	inc.StatusReason = statusReason(d.Cause, inc.Status, inc.BeadStatus, in.Local != "")
 	if in.Local == "" && d.Cause != diagnose.CauseRateLimited { // waiting is the fix for a 429; Bead never saw a local refusal
 		inc.Bundle = supportBundle(s.now(), sent, tok.AccessToken, s.envLabel())
 	}
@@ -147,13 +157,71 @@ func (s *Server) recordIncident(c *fiber.Ctx, sess *session.Session, tok session
 	return p
 }
 
+// beadAnswer is the status of the last answer to the call to Bead and, in words, who gave it (or why
+// none came), for the incident page's "Bead answered … ; beadbff answered …" line.
+func beadAnswer(err error, cause string, local bool) (int, string) {
+	var ae *bead.APIError
+	var ke *bead.TokenError
+	var te *bead.TransportError
+	who, status := "Bead", 0
+	switch {
+	case local:
+		return 0, "Nothing was sent to Bead"
+	case errors.As(err, &ae):
+		status = ae.Status
+	case errors.As(err, &ke) && ke.Status != 0:
+		who, status = "Bead's identity realm", ke.Status
+	case errors.As(err, &te) && te.Timeout:
+		return 0, "Bead gave no answer within BEAD_TIMEOUT"
+	case errors.As(err, &te):
+		return 0, "Bead could not be reached"
+	default:
+		return 0, ""
+	}
+	if cause == diagnose.CauseBlockedBeforeBead {
+		return status, "A firewall or proxy in front of " + who + " (not " + who + " itself) answered " + statusWords(status)
+	}
+	return status, who + " answered " + statusWords(status)
+}
+
+// statusWords is "403 Forbidden".
+func statusWords(status int) string {
+	return strings.TrimSpace(strconv.Itoa(status) + " " + http.StatusText(status))
+}
+
+// statusReason says why this server answered status for a failure of this cause, given what Bead
+// answered: the half of the incident page's status line that Bead's status alone does not explain.
+func statusReason(cause string, status, beadStatus int, local bool) string {
+	switch {
+	case local:
+		return "it refused the request itself, before anything went to Bead"
+	case cause == diagnose.CauseBlockedBeforeBead:
+		return "the refusal came from something on the way to Bead, not from Bead: a gateway failure, not Bead's verdict on the request"
+	case cause == diagnose.CauseRateLimited:
+		return "Bead asked this server to slow down: wait, then try again"
+	case status == http.StatusGatewayTimeout:
+		return "Bead did not answer in time, so this server cannot tell what became of the request"
+	case cause == diagnose.CauseBeadUnavailable:
+		return "Bead could not be reached, or failed on its side"
+	case status == http.StatusUnauthorized:
+		return "the terminal's Bead login has ended: log in again"
+	case status == http.StatusForbidden && (beadStatus == http.StatusUnauthorized || beadStatus == http.StatusForbidden):
+		return "Bead refused the request (the cause and its evidence are below)"
+	}
+	return "of the cause diagnosed below"
+}
+
 // triedSteps says in words what the server did before giving up, for the incident page.
-func triedSteps(rec diagnose.Recovery, probe *diagnose.ProbeResult, err error) []string {
+func triedSteps(rec diagnose.Recovery, probe *diagnose.ProbeResult, err error, cause string) []string {
 	var out []string
 	var te *bead.TransportError
+	who := "Bead"
+	if cause == diagnose.CauseBlockedBeforeBead {
+		who = "something in front of Bead"
+	}
 	switch {
 	case rec.FirstStatus != 0:
-		out = append(out, "Sent the call; Bead answered "+http.StatusText(rec.FirstStatus)+" ("+strconv.Itoa(rec.FirstStatus)+").")
+		out = append(out, "Sent the call; "+who+" answered "+statusWords(rec.FirstStatus)+".")
 	case errors.As(err, &te) && te.Timeout:
 		out = append(out, "Sent the call; Bead gave no answer within BEAD_TIMEOUT. A call that times out is not retried: it may have reached Bead.")
 	case errors.As(err, &te):
@@ -216,19 +284,22 @@ func (s *Server) incidentView(c *fiber.Ctx, inc *incidentRecord, id string) view
 	d := inc.Diagnosis
 	info, _ := diagnose.LookupCause(d.Cause)
 	v := views.IncidentView{
-		Page:       s.page(c, "Why Bead refused the request"),
-		ID:         id,
-		At:         inc.At.Format(time.RFC3339) + " (UTC)",
-		Summary:    d.Summary,
-		Cause:      d.Cause,
-		CauseTitle: firstNonEmpty(info.Title, "Bead refused the request"),
-		Confidence: d.Confidence,
-		HelpURL:    "/help/403#" + d.Cause,
-		RequestID:  inc.RequestID,
-		Status:     inc.Status,
-		Fix:        d.Fix,
-		Tried:      inc.Tried,
-		Bundle:     inc.Bundle,
+		Page:         s.page(c, "Why Bead refused the request"),
+		ID:           id,
+		At:           inc.At.Format(time.RFC3339) + " (UTC)",
+		Summary:      d.Summary,
+		Cause:        d.Cause,
+		CauseTitle:   firstNonEmpty(info.Title, "Bead refused the request"),
+		Confidence:   d.Confidence,
+		HelpURL:      "/help/403#" + d.Cause,
+		RequestID:    inc.RequestID,
+		Status:       inc.Status,
+		StatusText:   http.StatusText(inc.Status),
+		BeadAnswer:   inc.BeadAnswer,
+		StatusReason: inc.StatusReason,
+		Fix:          d.Fix,
+		Tried:        inc.Tried,
+		Bundle:       inc.Bundle,
 	}
 	for _, e := range d.Evidence {
 		v.Evidence = append(v.Evidence, views.IncidentEvidence{Fact: e.Fact, Source: e.Source})

@@ -84,13 +84,52 @@ func (s *Server) accessLog(c *fiber.Ctx) error {
 	s.log.Log(c.UserContext(), level, "request",
 		"requestId", requestIDOf(c),
 		"method", method,
-		"path", c.Path(), // the path only: queries may carry things we do not want in logs
+		"path", loggedPath(c.Path()), // the path only (queries may carry things we do not want in logs), capability ids cut
 		"route", route,
 		"status", status,
 		"durationMs", float64(elapsed.Microseconds())/1000,
 		"bytes", size,
 	)
 	return nil
+}
+
+// checkoutPathPrefix starts the paths of the embedded checkout, whose next segment is a checkout id.
+const checkoutPathPrefix = "/embed/checkout/"
+
+// loggedPath is a request path as a log line may hold it. A checkout id is the only key to an embedded
+// checkout (no login, no cookie), so of /embed/checkout/{checkoutId}/... only the id's first 4
+// characters are written: enough to tell two checkouts apart in a log, far too little to open one (24
+// of its 256 bits). The prefix is matched without regard to case or percent-encoding, so a mistyped
+// or encoded path that no route serves cannot carry a whole id into the log either. Other ids in paths
+// are not keys: tracking ids and incident ids open nothing without the staff session they belong to.
+func loggedPath(path string) string {
+	if strings.Contains(path, "%") {
+		if p, err := url.PathUnescape(path); err == nil && isCheckoutPath(p) {
+			path = p // only then: every other path is logged exactly as it came
+		}
+	}
+	if !isCheckoutPath(path) {
+		return path
+	}
+	head, rest := path[:len(checkoutPathPrefix)], path[len(checkoutPathPrefix):]
+	lead := len(rest) - len(strings.TrimLeft(rest, "/")) // "/embed/checkout//{id}" names the id too
+	id, tail, found := strings.Cut(rest[lead:], "/")
+	if found {
+		tail = "/" + tail
+	}
+	if id == "" {
+		return path
+	}
+	if len(id) >= 12 {
+		id = id[:4] + "…"
+	} else {
+		id = "…"
+	}
+	return head + rest[:lead] + id + tail
+}
+
+func isCheckoutPath(path string) bool {
+	return len(path) >= len(checkoutPathPrefix) && strings.EqualFold(path[:len(checkoutPathPrefix)], checkoutPathPrefix)
 }
 
 // securityHeaders sets the headers every answer carries. Pages get a CSP with a per-response nonce; the

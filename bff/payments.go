@@ -157,8 +157,10 @@ func sentence(s string) string {
 }
 
 // createPayment validates, asks Bead for the payment (refresh-and-retry included, with one
-// Idempotency-Key for both tries) and records it for the dashboard and the checkout page.
-func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentInput) (*session.Payment, error) {
+// Idempotency-Key for both tries) and records it for the dashboard and the checkout page. callerKey is
+// the caller's own idempotency key (the API's Idempotency-Key header, the form's formKey; "" for none):
+// the same key from the same terminal gets the same payment back.
+func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentInput, callerKey string) (*session.Payment, error) {
 	req, err := validatePayment(in, sess)
 	if p, ok := asProblem(err); ok && p.Cause == CauseTerminalMismatch {
 		return nil, s.localIncident(c, sess, diagnose.OpCreatePayment, diagnose.LocalTerminalMismatch, p.Detail,
@@ -167,7 +169,7 @@ func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentIn
 	if err != nil {
 		return nil, err
 	}
-	key := idempotencyKey(sess.TerminalID, c.Get("Idempotency-Key"))
+	key := idempotencyKey(sess.TerminalID, callerKey)
 	var created *bead.CreatedPayment
 	err = s.withBead(c, sess, "create payment", func(ctx context.Context, token string) error {
 		var err error
@@ -205,12 +207,21 @@ func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentIn
 		// unless the retry asked for something else under the same key.
 		if !decimalEqual(stored.Amount, req.RequestedAmount) || stored.Reference != req.Reference || stored.Description != req.Description {
 			return nil, &Problem{Status: http.StatusConflict, Cause: CauseInvalidRequest, Title: "Idempotency-Key already used",
-				Detail: "This Idempotency-Key was used for a different payment (another amount, reference or description). Use a new key for a new payment."}
+				Detail: "This Idempotency-Key was used for a different payment (another amount, reference or description). Use a new key for a new payment.",
+				Err:    &keyUsedError{first: stored}}
 		}
 		return stored, nil
 	}
 	s.log.Info("payment created", "requestId", requestIDOf(c), "terminalId", p.TerminalID, "trackingId", p.TrackingID, "amount", p.Amount)
 	return stored, nil
+}
+
+// keyUsedError is a create whose idempotency key already made another payment (first), for the form to
+// name it.
+type keyUsedError struct{ first *session.Payment }
+
+func (e *keyUsedError) Error() string {
+	return "bff: idempotency key already used by payment " + e.first.TrackingID
 }
 
 func decimalEqual(stored string, d decimal.Decimal) bool {
@@ -354,7 +365,7 @@ func (s *Server) apiCreatePayment(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	p, err := s.createPayment(c, sessionOf(c), in)
+	p, err := s.createPayment(c, sessionOf(c), in, c.Get("Idempotency-Key"))
 	if err != nil {
 		return err
 	}
@@ -412,23 +423,131 @@ func (s *Server) dashboardPage(c *fiber.Ctx) error {
 
 func (s *Server) newPaymentPage(c *fiber.Ctx) error {
 	c.Set("Cache-Control", "no-store")
-	return render(c, http.StatusOK, views.NewPayment(views.NewPaymentView{Page: s.page(c, "New payment")}))
+	return render(c, http.StatusOK, views.NewPayment(views.NewPaymentView{Page: s.page(c, "New payment"), FormKey: randomToken()}))
+}
+
+// The new-payment form's idempotency key. Every rendered form carries a random key of its own (formKey),
+// which createPaymentSubmit passes to Bead the way the API passes an Idempotency-Key header (derived with
+// the terminal), so the same form sent twice (a double click, a browser's resend, a retry after a
+// timeout) makes one payment, and the second submit lands on the first one's page.
+//
+// When the form comes back after an error:
+//   - the failure proves no payment was made (refused here before Bead was asked, or Bead or a proxy in
+//     front of it answered the last attempt with a 4xx): a new key, so that the staff member may correct
+//     the form and send it as a new payment;
+//   - the outcome is unknown (a timeout, a connection lost, a 5xx, an answer it cannot read): the same key,
+//     and "sent" holds the details sent with it. Sending it again unchanged returns the payment if Bead made
+//     it and makes it if not; sending it with other details is refused here, before Bead is asked (Bead
+//     would answer with the first payment under the old key and this server would record it with the
+//     new details), and the form shows the details sent, which are the only ones this key may carry.
+//     Once an attempt's outcome was unknown, the key stays for that form whatever later attempts say.
+//   - the key already made a payment with other details (a form sent again after an edit, without
+//     "sent" to catch it): the form names that payment and gets a new key.
+//
+// A formKey that is not one of ours (not randomToken's 43 characters) is refused with a form error and a
+// new key, rather than replaced silently: the form's protection would be off without anyone knowing, and
+// a refusal costs one click, with nothing sent to Bead. A missing key (a form rendered before this change,
+// a client that never had one) gets a fresh key, as before. "sent" is no security measure (the form is
+// CSRF-protected; a staff member who edits it only confuses their own records).
+type paymentForm struct {
+	amount, reference, description string
+	key                            string // "" when the form carried none
+	sent                           string // the details sent with key, url-encoded; "" when none are known
+}
+
+func readPaymentForm(c *fiber.Ctx) paymentForm {
+	return paymentForm{
+		amount:      utils.CopyString(c.FormValue("amount")),
+		reference:   utils.CopyString(c.FormValue("reference")),
+		description: utils.CopyString(c.FormValue("description")),
+		key:         utils.CopyString(c.FormValue("formKey")),
+		sent:        utils.CopyString(c.FormValue("sent")),
+	}
+}
+
+// details is what a form asks Bead for, in the form of "sent". It is compared after a round trip through
+// the page, so it holds what survives one: the values trimmed (as createPayment trims them), without the
+// line breaks a text input drops and with a textarea's CRLF as LF (browsers send CRLF, and the HTML
+// parser drops a textarea's leading newline).
+func (f paymentForm) details() string {
+	line := strings.NewReplacer("\r", "", "\n", "")
+	return url.Values{
+		"amount":      {strings.TrimSpace(line.Replace(f.amount))},
+		"reference":   {strings.TrimSpace(line.Replace(f.reference))},
+		"description": {strings.TrimSpace(strings.ReplaceAll(f.description, "\r\n", "\n"))},
+	}.Encode()
+}
+
+// wellFormed reports whether the key and "sent" are as this server renders them.
+func (f paymentForm) wellFormed() bool {
+	if f.key != "" && !validFormKey(f.key) {
+		return false
+	}
+	if f.sent != "" {
+		if f.key == "" || len(f.sent) > 16<<10 {
+			return false
+		}
+		if _, err := url.ParseQuery(f.sent); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func validFormKey(key string) bool { return validCheckoutID(key) } // both are randomToken's
+
+// paymentSurelyNotMade reports whether a create's failure proves that Bead made no payment: this server
+// refused it before asking Bead (no Bead error behind it), or the last attempt got a 4xx from Bead or
+// from a proxy in front of it. A 409 proves nothing (Bead may be telling of the key's first payment);
+// timeouts, lost connections, 5xx and answers this server could not read leave the outcome unknown.
+func paymentSurelyNotMade(pr *Problem) bool {
+	var ae *bead.APIError
+	var te *bead.TransportError
+	switch {
+	case errors.As(pr.Err, &ae):
+		return ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusConflict
+	case errors.As(pr.Err, &te):
+		return false
+	case pr.Err == nil:
+		return pr.Status >= 400 && pr.Status < 500
+	}
+	return false
 }
 
 // createPaymentSubmit creates the payment of the new-payment form. Whenever the payment was not made and
 // the session still stands, the form comes back with what the staff member typed: under each field its
 // error, or, when Bead (or something in front of it) refused the create, a banner naming the cause in plain
 // words with a link to the incident page and its diagnosis, answered with the problem's status. A session
-// that ended, a session store that is down (the payment may exist at Bead unrecorded) and a bug here keep
-// the error page.
+// that ended, a session store that is down (the payment may exist at Bead unrecorded: the browser's resend
+// of this form then records it, see paymentForm) and a bug here keep the error page.
 func (s *Server) createPaymentSubmit(c *fiber.Ctx) error {
-	amount := utils.CopyString(c.FormValue("amount"))
-	in := paymentInput{
-		RequestedAmount: json.RawMessage(strings.TrimSpace(mustJSON(amount))),
-		Reference:       utils.CopyString(c.FormValue("reference")),
-		Description:     utils.CopyString(c.FormValue("description")),
+	form := readPaymentForm(c)
+	v := views.NewPaymentView{Page: s.page(c, "New payment"), Amount: form.amount, Reference: form.reference,
+		Description: form.description, Errors: map[string]string{}}
+	c.Set("Cache-Control", "no-store")
+	if !form.wellFormed() {
+		v.FormKey = randomToken()
+		v.Errors[""] = "This form is damaged or was changed outside this page, so nothing was sent to Bead. Check the details and create the payment again."
+		return render(c, http.StatusBadRequest, views.NewPayment(v))
 	}
-	p, err := s.createPayment(c, sessionOf(c), in)
+	if form.key == "" {
+		form.key = randomToken() // a form rendered before forms had keys: this one protects its retries from now on
+	}
+	if form.sent != "" && form.sent != form.details() {
+		sent, _ := url.ParseQuery(form.sent)
+		v.Amount, v.Reference, v.Description = sent.Get("amount"), sent.Get("reference"), sent.Get("description")
+		v.FormKey, v.Sent = form.key, form.sent
+		v.Errors[""] = "This form was already sent with the details shown below, and this server cannot tell whether Bead created that payment, " +
+			"so the form cannot be sent with other details. Nothing was sent this time. Send it again as it is now to find out: if the payment " +
+			"was made you get it, never a second one. For a payment with other details, start a new payment."
+		return render(c, http.StatusConflict, views.NewPayment(v))
+	}
+	in := paymentInput{
+		RequestedAmount: json.RawMessage(strings.TrimSpace(mustJSON(form.amount))),
+		Reference:       form.reference,
+		Description:     form.description,
+	}
+	p, err := s.createPayment(c, sessionOf(c), in, form.key)
 	if err == nil {
 		return c.Redirect("/payments/"+url.PathEscape(p.TrackingID), http.StatusSeeOther)
 	}
@@ -437,9 +556,19 @@ func (s *Server) createPaymentSubmit(c *fiber.Ctx) error {
 		(pr.Cause == CauseSessionStoreUnavailable && pr.Incident == nil) {
 		return err
 	}
-	c.Set("Cache-Control", "no-store")
-	v := views.NewPaymentView{Page: s.page(c, "New payment"), Amount: amount, Reference: in.Reference,
-		Description: in.Description, Errors: map[string]string{}}
+	if form.sent != "" || !paymentSurelyNotMade(pr) {
+		v.FormKey, v.Sent = form.key, form.details()
+	} else {
+		v.FormKey = randomToken()
+	}
+	var used *keyUsedError
+	if errors.As(pr.Err, &used) {
+		v.FormKey, v.Sent = randomToken(), ""
+		v.Errors[""] = "This form already created a payment of " + used.first.Amount + " " + used.first.Currency +
+			" (reference " + used.first.Reference + "), listed under Payments; nothing new was created. " +
+			"To create another payment with the details below, send the form again."
+		return render(c, http.StatusConflict, views.NewPayment(v))
+	}
 	if pr.Cause == CauseInvalidRequest && pr.Incident == nil {
 		// Ours or Bead's: per field where the form has the field, else above the form.
 		var other []string
@@ -460,7 +589,7 @@ func (s *Server) createPaymentSubmit(c *fiber.Ctx) error {
 		v.Errors[""] = strings.Join(other, " ")
 		return render(c, http.StatusBadRequest, views.NewPayment(v))
 	}
-	v.Failure = s.createFailure(c, pr)
+	v.Failure = s.createFailure(c, pr, v.Sent != "")
 	s.log.Log(c.UserContext(), slogLevelFor(pr.Status), "payment not created; form shown again",
 		"requestId", requestIDOf(c), "cause", pr.Cause, "status", pr.Status, "incidentId", pr.IncidentID)
 	setRetryAfter(c, pr.RetryAfter)
@@ -469,7 +598,9 @@ func (s *Server) createPaymentSubmit(c *fiber.Ctx) error {
 
 // createFailure is the banner of a create Bead refused (or could not be asked): plain words first, the
 // cause code and the request id for whoever helps, and the incident page for the whole diagnosis.
-func (s *Server) createFailure(c *fiber.Ctx, pr *Problem) *views.CreateFailure {
+// unknown says that the payment may exist (this or an earlier attempt of the form had no clear answer):
+// the form then keeps its key, so sending it again is safe, and the banner says so.
+func (s *Server) createFailure(c *fiber.Ctx, pr *Problem, unknown bool) *views.CreateFailure {
 	info, _ := diagnose.LookupCause(pr.Cause)
 	f := &views.CreateFailure{
 		Heading:    "The payment was not created.",
@@ -485,9 +616,15 @@ func (s *Server) createFailure(c *fiber.Ctx, pr *Problem) *views.CreateFailure {
 	var te *bead.TransportError
 	switch {
 	case errors.As(pr.Err, &te) && te.Timeout:
-		// The call may have reached Bead: a second try could make a second payment.
+		// The call may have reached Bead; the form keeps its key, so sending it again cannot make a second.
 		f.Heading = "Bead did not answer in time, so this server cannot tell whether the payment was created."
-		f.Advice = "Bead may have created it even so: creating it again could make a second payment for the same order."
+		f.Advice = "Send this form again as it is: if Bead did create the payment you get that one, never a second."
+	case unknown:
+		f.Heading = "This server cannot tell whether Bead created the payment."
+		f.Advice = "Send this form again as it is: if Bead did create the payment you get that one, never a second."
+		if pr.RetryAfter > 0 {
+			f.Advice = "Wait " + waitText(pr.RetryAfter) + ", then send this form again as it is: if Bead did create the payment you get that one, never a second."
+		}
 	case pr.RetryAfter > 0:
 		f.Advice = "Wait " + waitText(pr.RetryAfter) + ", then create it again."
 	case info.AutoRecoverable:

@@ -26,7 +26,14 @@ type IncidentView struct {
 	Confidence string // high, medium, low
 	HelpURL    string // the cause's section of /help/403
 	RequestID  string
-	Status     int // what this server answered
+	Status     int    // what this server answered (beadbff's status, not Bead's)
+	StatusText string // its words, e.g. "Bad Gateway"
+	// StatusReason says why this server answered Status, e.g. "the refusal came from something on the way
+	// to Bead, ..." ("" when not known).
+	StatusReason string
+	// BeadAnswer is what came back from the call to Bead, e.g. "A firewall or proxy in front of Bead (not
+	// Bead itself) answered 403 Forbidden" or "Bead gave no answer within BEAD_TIMEOUT" ("" when not known).
+	BeadAnswer string
 	Evidence   []IncidentEvidence
 	Fix        []string
 	Tried      []string // what the server already did: refresh, retry, probe

@@ -20,16 +20,19 @@ func sampleHelp() HelpView {
 
 func sampleIncident() IncidentView {
 	return IncidentView{
-		Page:       loggedInPage(),
-		ID:         "Zm9vYmFyYmF6cXV4cXV1eA",
-		At:         "2026-12-03T10:02:11Z (UTC)",
-		Summary:    "A firewall in front of Bead answered with an HTML 403; Bead never saw the request.",
-		Cause:      "blocked_before_bead",
-		CauseTitle: "Blocked before reaching Bead",
-		Confidence: "high",
-		HelpURL:    "/help/403#blocked_before_bead",
-		RequestID:  "req-7f3a",
-		Status:     502,
+		Page:         loggedInPage(),
+		ID:           "Zm9vYmFyYmF6cXV4cXV1eA",
+		At:           "2026-12-03T10:02:11Z (UTC)",
+		Summary:      "A firewall in front of Bead answered with an HTML 403; Bead never saw the request.",
+		Cause:        "blocked_before_bead",
+		CauseTitle:   "Blocked before reaching Bead",
+		Confidence:   "high",
+		HelpURL:      "/help/403#blocked_before_bead",
+		RequestID:    "req-7f3a",
+		Status:       502,
+		StatusText:   "Bad Gateway",
+		StatusReason: "the refusal came from something on the way to Bead, not from Bead",
+		BeadAnswer:   "A firewall or proxy in front of Bead (not Bead itself) answered 403 Forbidden",
 		Evidence: []IncidentEvidence{
 			{Fact: "Server: awselb/2.0 is not Bead's API server", Source: "response header Server"},
 			{Fact: "the body is an HTML page titled \"403 Forbidden\"", Source: "response body"},
@@ -75,6 +78,11 @@ func TestIncidentPage(t *testing.T) {
 	}
 	if got := rows.Eq(1).AttrOr("data-status", ""); got != "failed" {
 		t.Errorf("second check status = %q, want failed", got)
+	}
+	// Both statuses, each with its owner (the page once showed a bare "Error 502" beside a 403 summary).
+	if got := strings.Join(strings.Fields(text(one(t, doc, "incident-statuses"))), " "); got != "A firewall or proxy in front of Bead (not Bead itself) answered 403 Forbidden; "+
+		"beadbff answered 502 Bad Gateway because the refusal came from something on the way to Bead, not from Bead." {
+		t.Errorf("status line = %q", got)
 	}
 	if got := text(one(t, doc, "bundle-jwt-prefix")); len(got) != 50 {
 		t.Errorf("bundle JWT prefix %q has %d characters, want 50", got, len(got))

@@ -64,6 +64,11 @@ type NewPaymentView struct {
 	Description string
 	Errors      map[string]string // field name ("amount", "reference", "description") -> message; "" key: form-wide
 	Failure     *CreateFailure    // why Bead did not create the payment just submitted; nil for none
+	// FormKey is this form's idempotency key (random, made when the form is first shown): the same form
+	// sent twice makes one payment. Sent holds the details an attempt with FormKey sent when its outcome
+	// is unknown ("" otherwise); both go back as hidden fields.
+	FormKey string
+	Sent    string
 }
 
 // CreateFailure is a submitted payment Bead did not create (a WAF in between, a rate limit, a token it

@@ -122,6 +122,7 @@ func sampleNewPayment() NewPaymentView {
 		Amount:    "12,5x",
 		Reference: "INV-1003",
 		Errors:    map[string]string{"amount": "Enter an amount such as 12.50.", "": "Bead refused the payment."},
+		FormKey:   "Zm9ybS1rZXktb2YtdGhpcy1mb3JtLXJlbmRlcmVkLW9uY2U",
 	}
 }
 
@@ -373,6 +374,17 @@ func TestNewPaymentForm(t *testing.T) {
 	}
 	if got := text(one(t, doc, "form-error")); got != v.Errors[""] {
 		t.Errorf("form-wide error = %q", got)
+	}
+	// The form's own idempotency key goes back with it, so the same form sent twice is one payment;
+	// "sent" only when an attempt's outcome is unknown.
+	if got := attr(t, one(t, doc, "form-key"), "name"); got != "formKey" || attr(t, one(t, doc, "form-key"), "value") != v.FormKey {
+		t.Errorf("form key field %q = %q, want formKey = %q", got, attr(t, one(t, doc, "form-key"), "value"), v.FormKey)
+	}
+	none(t, doc, "form-sent")
+	v.Sent = "amount=12.50&reference=INV-1003"
+	doc, _ = render(t, NewPayment(v))
+	if got := attr(t, one(t, doc, "form-sent"), "value"); got != v.Sent {
+		t.Errorf("sent = %q, want %q", got, v.Sent)
 	}
 }
 

@@ -75,6 +75,20 @@ func TestBrowserStaffFlow(t *testing.T) {
 		t.Errorf("dashboard table = %q, want browser-order-1 shown as paid", rows)
 	}
 	browsertest.Screenshot(t, ctx, "5-dashboard")
+
+	// Regression: after logging out the login page said nothing. Now it says so, in a status region
+	// that screen readers announce.
+	step("log out", chromedp.Do(ctx,
+		chromedp.Click(css(`[data-testid="logout-button"]`)),
+		chromedp.WaitVisible(css(`[data-testid="login-form"]`)),
+		chromedp.WaitVisible(css(`[data-testid="flash"][role="status"]`)),
+	))
+	notice, err := chromedp.Run(ctx, chromedp.Text(css(`[data-testid="flash"]`)))
+	step("read the notice", err)
+	if notice != "You are logged out." {
+		t.Errorf("notice after logout = %q, want \"You are logged out.\"", notice)
+	}
+	browsertest.Screenshot(t, ctx, "6-logged-out")
 }
 
 // A refusal in the browser: the form comes back with what was typed and the cause; its link leads to the

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
+
 	"beadbff/session/redistest"
 )
 
@@ -169,8 +171,27 @@ func TestEndToEndPages(t *testing.T) {
 
 	// Log out: the session is gone, the dashboard asks for a login again.
 	out := e.form(browser, "/logout", "csrf="+string(csrf[1]))
-	if out.status != http.StatusSeeOther {
-		t.Errorf("logout: %d", out.status)
+	if out.status != http.StatusSeeOther || out.header.Get("Location") != "/login?loggedout=1" {
+		t.Errorf("logout: %d to %q, want a redirect to /login?loggedout=1", out.status, out.header.Get("Location"))
+	}
+	// Regression: the login page after a logout said nothing. It now confirms the logout with a fixed,
+	// announced notice; the flag selects the text, the URL never supplies it.
+	flash := func(path string) *goquery.Selection {
+		t.Helper()
+		r := e.do(browser, "GET", e.url+path, nil, nil)
+		doc, err := goquery.NewDocumentFromReader(bytes.NewReader(r.body))
+		if r.status != http.StatusOK || err != nil {
+			t.Fatalf("GET %s: %d %v", path, r.status, err)
+		}
+		return doc.Find(`[data-testid="flash"]`)
+	}
+	if f := flash(out.header.Get("Location")); f.Length() != 1 || f.Text() != "You are logged out." || f.AttrOr("role", "") != "status" {
+		t.Errorf("login page after logout: flash %q (role %q), want one role=status notice \"You are logged out.\"", f.Text(), f.AttrOr("role", ""))
+	}
+	for _, q := range []string{"/login", "/login?loggedout=%3Cb%3Ehacked%3C%2Fb%3E", "/login?loggedout=You+won&ended=0"} {
+		if f := flash(q); f.Length() != 0 {
+			t.Errorf("GET %s shows the notice %q; only loggedout=1 may, and with its own text", q, f.Text())
+		}
 	}
 	if r := e.do(browser, "GET", e.url+"/", nil, nil); r.status != http.StatusSeeOther {
 		t.Errorf("dashboard after logout: %d, want a redirect to /login", r.status)
