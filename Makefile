@@ -61,7 +61,8 @@ bench: deps
 	$(GO) test -run '^$$' -bench 'RefreshStorm' -benchtime 20x -count 1 ./cmd/beadbff/ | tee test-artifacts/bench-storm.txt
 	@.ci/bench-storm-ratio test-artifacts/bench-storm.txt
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./session/ ./bff/ | tee test-artifacts/bench-session.txt
-	$(GO) test -run '^TestRedisCommandsPerProxiedCall$$' -v -count 1 ./cmd/beadbff/ | grep -E 'per proxied|^(ok|FAIL|---)'
+	@$(GO) test -run '^TestRedisCommandsPerProxiedCall$$' -v -count 1 ./cmd/beadbff/ >test-artifacts/redis-cost.txt 2>&1; \
+		rc=$$?; grep -E 'per proxied|^(ok|FAIL|---)' test-artifacts/redis-cost.txt; exit $$rc
 
 clean:
 	rm -rf bin

@@ -47,21 +47,61 @@ func (s *Server) sessionExpiresAt(sess *session.Session) time.Time {
 
 // touch moves the idle timeout along, at most about once a minute: when the session's remaining time has
 // fallen a minute (or a tenth of the idle timeout) below a full one, or is unknown (a session stored
-// before it carried its expiry). Its failure costs nothing but an earlier expiry, so it is logged and the
-// request goes on.
-func (s *Server) touch(c *fiber.Ctx, sess *session.Session) {
+// before it carried its expiry), or is longer than this server's timeouts allow (the writer's clock runs
+// ahead of this one's: without this, a server whose clock is behind would let a session in use expire).
+// It reports false when the session has ended: logged out meanwhile, or its terminal's login (its token
+// lineage) is over, so it must not hold the terminal again. A store that fails costs nothing but an
+// earlier expiry, so it is logged and the request goes on.
+func (s *Server) touch(c *fiber.Ctx, sess *session.Session) bool {
 	ttl := s.sessionTTL(sess)
-	if sess.ExpiresIn > 0 && ttl-sess.ExpiresIn < min(touchEvery, s.cfg.SessionIdleTimeout/10) {
-		return
+	threshold := min(touchEvery, s.cfg.SessionIdleTimeout/10)
+	aheadOfUs := sess.ExpiresIn > ttl+threshold
+	if sess.ExpiresIn > 0 && ttl-sess.ExpiresIn < threshold && !aheadOfUs {
+		return true
 	}
-	if err := s.store.Touch(c.UserContext(), sess, ttl); err != nil {
+	if aheadOfUs {
+		if ok, held := s.skewLog.allow("", s.now()); ok {
+			s.log.Warn("a session's stored expiry is later than this server's timeouts allow: server clocks disagree "+
+				"(keep them in sync with NTP), or SESSION_IDLE_TIMEOUT was lowered", "requestId", requestIDOf(c),
+				"aheadBy", (sess.ExpiresIn - ttl).Round(time.Second).String(), "notLoggedBefore", held)
+		}
+	}
+	ctx := c.UserContext()
+	if !s.lineageLives(ctx, sess) {
+		s.endSession(ctx, sess)
+		return false
+	}
+	switch err := s.store.Touch(ctx, sess, ttl); {
+	case errors.Is(err, session.ErrNotFound):
+		return false // logged out meanwhile: nothing may hold its terminal again
+	case err != nil:
 		s.log.Warn("session touch failed", "requestId", requestIDOf(c), "err", err)
-		return
+		return true
 	}
 	// The session still holds its terminal for as long as it lives (ReleaseTerminal counts holders).
-	if err := s.store.HoldTerminal(c.UserContext(), sess.TerminalID, holderName(sess.ID), s.now().Add(ttl)); err != nil {
+	if err := s.store.HoldTerminal(ctx, sess.TerminalID, holderName(sess.ID), s.now().Add(ttl)); err != nil {
 		s.log.Warn("terminal hold not extended", "requestId", requestIDOf(c), "err", err)
 	}
+	return true
+}
+
+// lineageLives says whether the session's terminal still has a token of the lineage the session joined
+// at login: this process's copy first, else the store (a touch is at most once a minute). When the store
+// cannot say, it is taken to live: a wrongly kept hold ends with its time to live, a wrongly ended
+// session would log a staff member out.
+func (s *Server) lineageLives(ctx context.Context, sess *session.Session) bool {
+	if t := s.tokens.get(sess.TerminalID); t != nil && t.Lineage == sess.Lineage {
+		return true
+	}
+	t, err := s.store.LoadTerminalToken(ctx, sess.TerminalID)
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		return false
+	case err != nil:
+		return true
+	}
+	s.tokens.put(t)
+	return t.Lineage == sess.Lineage
 }
 
 // login logs in to Bead with the password grant and opens a new session (a new id: an id known before the

@@ -2,6 +2,8 @@ package bff
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -28,4 +30,18 @@ func seedSession(t testing.TB, st session.Store, tid, mid string, tok session.To
 		t.Fatal(err)
 	}
 	return sess
+}
+
+// whoAmI is GET /api/v1/session on srv with the cookie of session id (a request that calls no Bead API);
+// it returns the answer's status.
+func whoAmI(t testing.TB, srv *Server, id string) int {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/session", nil)
+	req.Header.Set("Cookie", srv.cookieName()+"="+id)
+	res, err := srv.App().Test(req, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
 }

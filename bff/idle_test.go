@@ -3,7 +3,6 @@ package bff
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -30,20 +29,14 @@ func TestIdleTimeoutSlides(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, _ := mem.NewID()
-	sess := &session.Session{ID: id, TerminalID: "t1", MerchantID: "m1", Lineage: "l", CSRFToken: "c", CreatedAt: clock.Now(), LastSeen: clock.Now()}
-	if err := mem.Save(ctx, sess, 10*time.Minute); err != nil {
+	tok, _, err := mem.ClaimTerminalToken(ctx, session.TerminalToken{TerminalID: "t1", MerchantID: "m1", Lineage: "l",
+		Token: session.Token{AccessToken: "a", RefreshToken: "r", Expiry: clock.Now().Add(time.Hour)}}, 24*time.Hour, holderName(id), clock.Now().Add(10*time.Minute))
+	if err != nil {
 		t.Fatal(err)
 	}
-	whoAmI := func() int {
-		t.Helper()
-		req := httptest.NewRequest(http.MethodGet, "/api/v1/session", nil)
-		req.Header.Set("Cookie", srv.cookieName()+"="+id)
-		res, err := srv.App().Test(req, -1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		return res.StatusCode
+	sess := &session.Session{ID: id, TerminalID: "t1", MerchantID: "m1", Lineage: tok.Lineage, CSRFToken: "c", CreatedAt: clock.Now(), LastSeen: clock.Now()}
+	if err := mem.Save(ctx, sess, 10*time.Minute); err != nil {
+		t.Fatal(err)
 	}
 	expiresAt := func() time.Time {
 		t.Helper()
@@ -56,7 +49,7 @@ func TestIdleTimeoutSlides(t *testing.T) {
 	saved := expiresAt()
 	for _, step := range []time.Duration{0, 30 * time.Second, 29 * time.Second} {
 		clock.Advance(step)
-		if got := whoAmI(); got != http.StatusOK {
+		if got := whoAmI(t, srv, id); got != http.StatusOK {
 			t.Fatalf("at +%v: %d", step, got)
 		}
 	}
@@ -64,16 +57,16 @@ func TestIdleTimeoutSlides(t *testing.T) {
 		t.Errorf("requests within the first minute rewrote the session (expiry %v, saved with %v)", got, saved)
 	}
 	clock.Advance(2 * time.Second) // 61 s after the save
-	whoAmI()
+	whoAmI(t, srv, id)
 	if got, want := expiresAt(), clock.Now().Add(10*time.Minute); !got.Equal(want) {
 		t.Errorf("after a minute: expiry %v, want %v (moved along)", got, want)
 	}
 	clock.Advance(9 * time.Minute) // past the saved expiry, within the moved one
-	if got := whoAmI(); got != http.StatusOK {
+	if got := whoAmI(t, srv, id); got != http.StatusOK {
 		t.Errorf("9 min after the touch: %d, want 200 (the idle timeout slid)", got)
 	}
 	clock.Advance(10*time.Minute + time.Second)
-	if got := whoAmI(); got != http.StatusUnauthorized {
+	if got := whoAmI(t, srv, id); got != http.StatusUnauthorized {
 		t.Errorf("10 min idle: %d, want 401", got)
 	}
 }

@@ -219,14 +219,18 @@ func (s *Server) loadSession(c *fiber.Ctx) error {
 	sess, err := s.store.Load(c.UserContext(), id)
 	switch {
 	case err == nil:
-		if s.sessionOver(sess) {
+		ended := s.sessionOver(sess)
+		if ended {
 			s.endSession(c.UserContext(), sess)
+		} else {
+			ended = !s.touch(c, sess)
+		}
+		if ended {
 			s.clearSessionCookie(c)
 			c.Locals(localEnded, true)
 			return nil
 		}
 		c.Locals(localSession, sess)
-		s.touch(c, sess)
 	case errors.Is(err, session.ErrUnavailable):
 		return storeUnavailable(err)
 	default:

@@ -60,12 +60,14 @@ func (c *paymentCache) drop(terminalID, trackingID string) {
 	c.lru.Remove(topicKey{terminalID, trackingID})
 }
 
-// paymentRecord is the payment record from this process's copy, else from the store (then copied).
-func (s *Server) paymentRecord(ctx context.Context, terminalID, trackingID string) (*session.Payment, error) {
+// paymentRecord is the payment record from this process's copy (copied true), else from the store (then
+// copied).
+func (s *Server) paymentRecord(ctx context.Context, terminalID, trackingID string) (p *session.Payment, copied bool, err error) {
 	if p, ok := s.payments.get(terminalID, trackingID); ok {
-		return p, nil
+		return p, true, nil
 	}
-	return s.storedPayment(ctx, terminalID, trackingID)
+	p, err = s.storedPayment(ctx, terminalID, trackingID)
+	return p, false, err
 }
 
 // storedPayment reads the payment record from the store and refreshes this process's copy with it.

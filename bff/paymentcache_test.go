@@ -13,18 +13,32 @@ import (
 	"beadbff/session"
 )
 
-// trackingRealm is a realm whose payments API answers status reads with status.
+// trackingRealm is a realm whose payments API answers status reads with status. during, if set, runs in
+// the next read, before it answers (another server's work while Bead answers); while down, reads fail as
+// when Bead cannot be reached.
 type trackingRealm struct {
 	fakeRealm
 	mu     sync.Mutex
 	status bead.Status
 	reads  int
+	during func()
+	down   bool
 }
 
 func (f *trackingRealm) Tracking(_ context.Context, _, trackingID string) (*bead.PaymentStatus, error) {
 	f.mu.Lock()
+	during := f.during
+	f.during = nil
+	f.mu.Unlock()
+	if during != nil {
+		during()
+	}
+	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reads++
+	if f.down {
+		return nil, &bead.TransportError{Op: "tracking", Err: context.DeadlineExceeded}
+	}
 	return &bead.PaymentStatus{TrackingID: trackingID, TerminalID: "t1", MerchantID: "m1", Status: f.status}, nil
 }
 
@@ -32,6 +46,32 @@ func (f *trackingRealm) answer(st bead.Status) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.status = st
+}
+
+func newTrackingRealm(st bead.Status) *trackingRealm {
+	return &trackingRealm{fakeRealm: fakeRealm{now: time.Now, terminal: "t1"}, status: st}
+}
+
+// paymentFixture is a server whose store is mem (seen through wrap, when it is not nil), with a logged-in
+// session of terminal t1 and t1's payment trk-1 (created, reference "order 7", checkout co-1).
+func paymentFixture(t *testing.T, realm beadAPI, wrap func(session.Store) session.Store) (mem session.Store, srv *Server, sess *session.Session) {
+	t.Helper()
+	mem, err := session.NewMemory(session.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := mem
+	if wrap != nil {
+		st = wrap(mem)
+	}
+	srv = terminalServer(t, st, realm, nil)
+	sess = seedSession(t, mem, "t1", "m1", session.Token{AccessToken: jwtFor("t1", time.Now().Add(time.Hour)), RefreshToken: "r",
+		Expiry: time.Now().Add(time.Hour)})
+	if _, _, err := mem.AddPayment(context.Background(), session.Payment{TrackingID: "trk-1", TerminalID: "t1", MerchantID: "m1",
+		CheckoutID: "co-1", Amount: "4.20", Reference: "order 7", StatusCode: string(bead.StatusCreated)}); err != nil {
+		t.Fatal(err)
+	}
+	return mem, srv, sess
 }
 
 // countingStore counts the payment record reads that reach the store.
@@ -78,19 +118,9 @@ func getStatus(t *testing.T, srv *Server, sess *session.Session, trackingID stri
 // than another server's write (here a webhook's PendingStatus) never overwrites it.
 func TestPaymentCopy(t *testing.T) {
 	ctx := context.Background()
-	mem, err := session.NewMemory(session.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := &countingStore{Store: mem}
-	realm := &trackingRealm{fakeRealm: fakeRealm{now: time.Now, terminal: "t1"}, status: bead.StatusCreated}
-	srv := terminalServer(t, st, realm, nil)
-	sess := seedSession(t, mem, "t1", "m1", session.Token{AccessToken: jwtFor("t1", time.Now().Add(time.Hour)), RefreshToken: "r",
-		Expiry: time.Now().Add(time.Hour)})
-	if _, _, err := mem.AddPayment(ctx, session.Payment{TrackingID: "trk-1", TerminalID: "t1", MerchantID: "m1", CheckoutID: "co-1",
-		Amount: "4.20", Reference: "order 7", StatusCode: string(bead.StatusCreated)}); err != nil {
-		t.Fatal(err)
-	}
+	var st *countingStore
+	realm := newTrackingRealm(bead.StatusCreated)
+	mem, srv, sess := paymentFixture(t, realm, func(mem session.Store) session.Store { st = &countingStore{Store: mem}; return st })
 
 	if got := getStatus(t, srv, sess, "trk-1"); got != string(bead.StatusCreated) {
 		t.Fatalf("first read: statusCode %q, want created", got)

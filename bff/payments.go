@@ -250,7 +250,7 @@ func (s *Server) paymentStatus(c *fiber.Ctx, sess *session.Session, trackingID s
 	}
 	trackingID = utils.CopyString(trackingID)
 	ctx := c.UserContext()
-	stored, err := s.paymentRecord(ctx, sess.TerminalID, trackingID)
+	stored, copied, err := s.paymentRecord(ctx, sess.TerminalID, trackingID)
 	switch {
 	case err == nil:
 		if bead.Status(stored.StatusCode).Final() {
@@ -268,6 +268,13 @@ func (s *Server) paymentStatus(c *fiber.Ctx, sess *session.Session, trackingID s
 		return err
 	})
 	if err != nil {
+		// A copy may be older than a final status another server recorded; that one answers even while
+		// Bead cannot (as it did before there were copies).
+		if copied {
+			if fresh, ferr := s.storedPayment(ctx, sess.TerminalID, trackingID); ferr == nil && bead.Status(fresh.StatusCode).Final() {
+				return fresh, nil
+			}
+		}
 		return nil, err
 	}
 	p := mergeStatus(stored, st, s.now())
@@ -279,6 +286,12 @@ func (s *Server) paymentStatus(c *fiber.Ctx, sess *session.Session, trackingID s
 		s.payments.drop(sess.TerminalID, trackingID)
 		s.log.Warn("payment status not recorded", "requestId", requestIDOf(c), "trackingId", trackingID, "err", err)
 		return p, nil
+	}
+	if bead.Status(fresh.StatusCode).Final() {
+		// Another server recorded a final status since this copy was taken. A final status never goes
+		// back, whatever a lagging read of Bead says (as before the copy, when the store's final record
+		// answered without asking Bead).
+		return fresh, nil
 	}
 	if p = mergeStatus(fresh, st, s.now()); statusMoved(fresh, p) {
 		if err := s.recordPayment(ctx, p); err != nil {

@@ -148,24 +148,7 @@ func TestBreakSwapBlipLosesRotatedRefreshToken(t *testing.T) {
 // login is over and who can never use this token) still counts as a holder.
 func TestBreakDeadLineageHolderBlocksLastLogout(t *testing.T) {
 	ctx := context.Background()
-	mem, err := session.NewMemory(session.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	realm := &fakeRealm{now: time.Now, terminal: "t1"}
-	srv := terminalServer(t, mem, realm, nil)
-	a := seedSession(t, mem, "t1", "m1", session.Token{AccessToken: "a-access", RefreshToken: "a-refresh", Expiry: time.Now().Add(time.Hour)})
-	stale, _ := mem.LoadTerminalToken(ctx, "t1")
-
-	// A's login is revoked: the refresh answers invalid_grant and the terminal's token is dropped.
-	realm.refreshErr = &bead.TokenError{Op: "refresh grant", Code: "invalid_grant"}
-	if _, err := srv.refreshTerminal(ctx, stale, "test"); err == nil {
-		t.Fatal("want the refresh to fail")
-	}
-	realm.refreshErr = nil
-	if _, err := mem.LoadTerminalToken(ctx, "t1"); err == nil {
-		t.Fatal("the dead token was not dropped")
-	}
+	mem, srv, realm, a := revokedSession(t)
 
 	// B logs in: a new lineage.
 	idB, _ := mem.NewID()
@@ -194,4 +177,28 @@ func TestBreakDeadLineageHolderBlocksLastLogout(t *testing.T) {
 	if _, err := mem.LoadTerminalToken(ctx, "t1"); err == nil {
 		t.Errorf("the terminal's token survives its last live session's logout")
 	}
+}
+
+// revokedSession is a server on a memory store whose session a (terminal t1) has had its login revoked:
+// the refresh answered invalid_grant, and the terminal's token was dropped.
+func revokedSession(t *testing.T) (mem session.Store, srv *Server, realm *fakeRealm, a *session.Session) {
+	t.Helper()
+	ctx := context.Background()
+	mem, err := session.NewMemory(session.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	realm = &fakeRealm{now: time.Now, terminal: "t1"}
+	srv = terminalServer(t, mem, realm, nil)
+	a = seedSession(t, mem, "t1", "m1", session.Token{AccessToken: "a-access", RefreshToken: "a-refresh", Expiry: time.Now().Add(time.Hour)})
+	stale, _ := mem.LoadTerminalToken(ctx, "t1")
+	realm.refreshErr = &bead.TokenError{Op: "refresh grant", Code: "invalid_grant"}
+	if _, err := srv.refreshTerminal(ctx, stale, "test"); err == nil {
+		t.Fatal("want the refresh to fail")
+	}
+	realm.refreshErr = nil
+	if _, err := mem.LoadTerminalToken(ctx, "t1"); err == nil {
+		t.Fatal("the dead token was not dropped")
+	}
+	return mem, srv, realm, a
 }

@@ -57,6 +57,7 @@ type Server struct {
 	app     *fiber.App
 
 	tokens    *tokenCache        // each terminal's token as this process last read or wrote it
+	skewLog   *logGate           // the clock-skew warning of touch, once a minute
 	payments  *paymentCache      // the payment records this process last read or wrote (paymentStatus)
 	refreshes singleflight.Group // one refresh at a time per terminal's token, in this process
 	ready     readiness
@@ -92,6 +93,7 @@ func New(d Deps) (*Server, error) {
 		tokens:  newTokenCache(),
 	}
 	s.payments = newPaymentCache(d.Now)
+	s.skewLog = newLogGate(1, time.Minute)
 	s.ready = readiness{ttl: 2 * time.Second, mu: make(chan struct{}, 1)}
 	s.web = newBrowserSurface(d.Config, d.Bead, d.Registry, d.Now)
 	s.hooks = newWebhooks(s, d.Registry)

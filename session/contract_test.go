@@ -529,9 +529,8 @@ var contractCases = []contractCase{
 			t.Fatal(err)
 		}
 		before := *again
-		if err := st.Touch(context.Background(), again, time.Hour); err != nil {
-			t.Errorf("Touch of a deleted session = %v, want nil", err)
-		}
+		err := st.Touch(context.Background(), again, time.Hour)
+		wantErrIs(t, "Touch of a deleted session", err, ErrNotFound)
 		if _, ok := h.rawGet(t, sessionKeyOf(h, s.ID)); ok {
 			t.Error("Touch of a deleted session brought it back")
 		}

@@ -192,8 +192,8 @@ func (s *store) Save(ctx context.Context, sess *Session, ttl time.Duration) erro
 // holds no token: the terminal's is kept apart), so two requests touching it at once write the same
 // fields; and SET XX keeps a logout's delete.
 func (s *store) Touch(ctx context.Context, sess *Session, ttl time.Duration) error {
-	if sess == nil || !wellFormedID(sess.ID) || ttl <= 0 {
-		return nil
+	if sess == nil {
+		return errors.New("session: touch: nil session")
 	}
 	next := *sess
 	next.LastSeen = s.opts.Now().UTC()
@@ -210,9 +210,10 @@ func (s *store) Touch(ctx context.Context, sess *Session, ttl time.Duration) err
 	if err != nil {
 		return unavailable("touch", err)
 	}
-	if kept {
-		*sess = next
+	if !kept {
+		return fmt.Errorf("session: touch: %w", ErrNotFound)
 	}
+	*sess = next
 	return nil
 }
 

@@ -94,7 +94,7 @@ type Store interface {
 	Save(ctx context.Context, s *Session, ttl time.Duration) error
 	// Touch is Save for a session that must still exist: it sets s.LastSeen to now and extends the
 	// session's time to live to ttl, re-sealing it (under the first key), but never brings back a session
-	// deleted meanwhile. An absent session is not an error; s is then left as it was.
+	// deleted meanwhile: then it returns ErrNotFound and leaves s as it was.
 	Touch(ctx context.Context, s *Session, ttl time.Duration) error
 	// Delete removes the session; deleting an absent one is not an error.
 	Delete(ctx context.Context, id string) error
