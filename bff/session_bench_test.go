@@ -37,7 +37,8 @@ func BenchmarkSessionLayer(b *testing.B) {
 		st := stores[name]()
 		defer st.Close()
 		cfg := config.Load(func(string) string { return "" })
-		s := &Server{cfg: cfg, store: st, now: time.Now, log: slog.New(slog.DiscardHandler)}
+		s := &Server{cfg: cfg, store: st, now: time.Now, log: slog.New(slog.DiscardHandler), tokens: newTokenCache(),
+			skewLog: newLogGate(1, time.Minute)}
 		// Tokens of real size (Bead's JWTs run to about 1,200 and 800 characters).
 		id := seedSession(b, st, "t1", "m1", session.Token{AccessToken: strings.Repeat("a", 1200), RefreshToken: strings.Repeat("r", 800),
 			Expiry: time.Now().Add(time.Hour)}).ID
