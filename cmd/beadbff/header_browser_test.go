@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"beadbff/bff/browsertest"
 )
@@ -116,5 +117,52 @@ func TestBrowserHeaderFitsOneRow(t *testing.T) {
 				t.Errorf("%s: the header is %.0f px tall for parts at most %.0f px tall: more than one row", name, h, tallest)
 			}
 		}
+	}
+}
+
+// Regression: the focus ring was burnt orange, so a focused field looked like one in error (a red
+// border). A field in error, focused, shows both, and they must not be of one hue: the ring is blue.
+func TestBrowserFocusRingIsNotTheErrorColour(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test; run without -short")
+	}
+	e := startEnv(t, envOptions{noRedis: true})
+	term := e.sandbox.Terminals()[0]
+	ctx := browsertest.New(t, browsertest.Options{})
+	step := browserStep(t, ctx)
+	step("log in and send a form with a wrong amount", chromedp.Do(ctx,
+		chromedp.Navigate(e.url+"/login"),
+		chromedp.SendKeys(chromedp.CSS(`#username`), term.TerminalID),
+		chromedp.SendKeys(chromedp.CSS(`#password`), term.Password),
+		chromedp.Submit(chromedp.CSS(`#password`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="logout-button"]`)),
+		chromedp.Navigate(e.url+"/payments/new"),
+		chromedp.SendKeys(chromedp.CSS(`#amount`), "abc"),
+		chromedp.Submit(chromedp.CSS(`#amount`)),
+		chromedp.WaitVisible(chromedp.CSS(`#amount[aria-invalid="true"]`)),
+		// From the keyboard, as a ring is drawn for (:focus-visible): into the next field and back.
+		chromedp.Focus(chromedp.CSS(`#reference`)),
+		chromedp.KeyEvent(kb.Tab, chromedp.KeyModifiers(chromedp.ModifierShift)),
+	))
+	type colours struct {
+		Outline, Border  []float64
+		Focused, Visible bool
+		Style            string
+	}
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[colours](`(() => {
+		const rgb = s => (s.match(/[\d.]+/g) || []).slice(0, 3).map(Number);
+		const st = getComputedStyle(document.querySelector("#amount"));
+		const el = document.querySelector("#amount");
+		return {Outline: rgb(st.outlineColor), Border: rgb(st.borderTopColor), Focused: document.activeElement === el,
+			Visible: el.matches(":focus-visible"), Style: st.outlineStyle};
+	})()`))
+	step("read the colours", err)
+	browsertest.Screenshot(t, ctx, "focused-field-in-error")
+	if len(got.Outline) != 3 || len(got.Border) != 3 || !got.Focused || !got.Visible || got.Style == "none" {
+		t.Fatalf("the field is not focused with a visible ring, or its colours were not read: %+v", got)
+	}
+	t.Logf("focused field in error: ring rgb%v, border rgb%v", got.Outline, got.Border)
+	if o, b := got.Outline, got.Border; !(b[0] > b[2]+50) || !(o[2] > o[0]+50) {
+		t.Errorf("focused field in error: ring rgb%v, border rgb%v; want a reddish border and a bluish ring", o, b)
 	}
 }
