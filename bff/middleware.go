@@ -93,43 +93,49 @@ func (s *Server) accessLog(c *fiber.Ctx) error {
 	return nil
 }
 
-// checkoutPathPrefix starts the paths of the embedded checkout, whose next segment is a checkout id.
-const checkoutPathPrefix = "/embed/checkout/"
-
 // loggedPath is a request path as a log line may hold it. A checkout id is the only key to an embedded
-// checkout (no login, no cookie), so of /embed/checkout/{checkoutId}/... only the id's first 4
-// characters are written: enough to tell two checkouts apart in a log, far too little to open one (24
-// of its 256 bits). The prefix is matched without regard to case or percent-encoding, so a mistyped
-// or encoded path that no route serves cannot carry a whole id into the log either. Other ids in paths
-// are not keys: tracking ids and incident ids open nothing without the staff session they belong to.
+// checkout (no login, no cookie), so only its first 4 characters are written: enough to tell two
+// checkouts apart in a log, far too little to open one (24 of its 256 bits). Two rules, each segment
+// percent-decoded leniently first (a segment that does not decode is taken as it is):
+//   - any run of 43 or more base64url characters anywhere (the shape of a checkout id) is cut, so that no
+//     spelling a route does not serve (doubled slashes, case, encoding, a prefix) carries a whole id;
+//   - the segment after embed/checkout is an id whatever its shape, so a short one shows nothing.
+//
+// Everything else is logged as it came. Tracking ids (32 hex) and incident ids (22 characters) are not
+// keys: they open nothing without the staff session they belong to.
 func loggedPath(path string) string {
-	if strings.Contains(path, "%") {
-		if p, err := url.PathUnescape(path); err == nil && isCheckoutPath(p) {
-			path = p // only then: every other path is logged exactly as it came
+	segs := strings.Split(path, "/")
+	var before, last string // the two non-empty segments before this one, decoded
+	for i, seg := range segs {
+		if seg == "" {
+			continue
 		}
+		plain := seg
+		if strings.Contains(seg, "%") {
+			if u, err := url.PathUnescape(seg); err == nil {
+				plain = u
+			}
+		}
+		switch {
+		case strings.EqualFold(before, "embed") && strings.EqualFold(last, "checkout"):
+			segs[i] = cutID(plain)
+		case idShaped.MatchString(plain):
+			segs[i] = idShaped.ReplaceAllStringFunc(plain, cutID)
+		}
+		before, last = last, plain
 	}
-	if !isCheckoutPath(path) {
-		return path
-	}
-	head, rest := path[:len(checkoutPathPrefix)], path[len(checkoutPathPrefix):]
-	lead := len(rest) - len(strings.TrimLeft(rest, "/")) // "/embed/checkout//{id}" names the id too
-	id, tail, found := strings.Cut(rest[lead:], "/")
-	if found {
-		tail = "/" + tail
-	}
-	if id == "" {
-		return path
-	}
-	if len(id) >= 12 {
-		id = id[:4] + "…"
-	} else {
-		id = "…"
-	}
-	return head + rest[:lead] + id + tail
+	return strings.Join(segs, "/")
 }
 
-func isCheckoutPath(path string) bool {
-	return len(path) >= len(checkoutPathPrefix) && strings.EqualFold(path[:len(checkoutPathPrefix)], checkoutPathPrefix)
+// idShaped finds what could be a checkout id: 32 random bytes in unpadded base64url.
+var idShaped = regexp.MustCompile(`[A-Za-z0-9_-]{43,}`)
+
+// cutID is an id as a log line shows it: its first 4 characters, or nothing of a short one.
+func cutID(id string) string {
+	if len(id) >= 12 {
+		return id[:4] + "…"
+	}
+	return "…"
 }
 
 // securityHeaders sets the headers every answer carries. Pages get a CSP with a per-response nonce; the
