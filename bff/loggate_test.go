@@ -57,7 +57,7 @@ func (l *lockedBuffer) String() string {
 }
 
 // A flood of well-formed deliveries signed with the wrong secret (anyone can send them) is refused and
-// counted every time, but logged refusalLogLimit times a minute, not once per request.
+// counted every time, but logged refusalLogLimit times a minute, not once or twice per request.
 func TestWebhookRefusalFloodIsNotLoggedLineByLine(t *testing.T) {
 	e := newHookEnv(t, nil)
 	body := statusBody(hookTracking, hookTerminal, "completed")
@@ -69,6 +69,10 @@ func TestWebhookRefusalFloodIsNotLoggedLineByLine(t *testing.T) {
 	}
 	if n := strings.Count(e.logs.String(), `msg="webhook refused"`); n != refusalLogLimit {
 		t.Errorf("%d refusals logged %d lines, want %d", flood, n, refusalLogLimit)
+	}
+	// Found by a break-it review: the request log still wrote a line per refused delivery.
+	if n := strings.Count(e.logs.String(), "/webhooks/bead"); n != 0 {
+		t.Errorf("the request log wrote %d lines for %d refused deliveries, want 0 (the refusal's own line says it)", n, flood)
 	}
 	if n := counterValue(e.srv.hooks.metrics.deliveries.WithLabelValues("refused", "signature_mismatch")); n != flood {
 		t.Errorf("refusals counted %v, want %d (the metric counts every one)", n, flood)

@@ -27,6 +27,7 @@ const (
 	localSession   = "beadbff.session"
 	localRoute     = "beadbff.route"
 	localEnded     = "beadbff.sessionEnded" // the cookie named a session that is gone
+	localQuietLog  = "beadbff.quietLog"     // a line of its own already said enough (or was held back by a logGate)
 )
 
 // saneRequestID is what we accept from a caller as X-Request-Id; anything else is replaced, so that an id
@@ -80,6 +81,9 @@ func (s *Server) accessLog(c *fiber.Ctx) error {
 	method := utils.CopyString(c.Method())
 	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	s.metrics.requestDuration.WithLabelValues(method, route).Observe(elapsed.Seconds())
+	if quiet, _ := c.Locals(localQuietLog).(bool); quiet {
+		return nil // counted in the metrics above; anyone could make these lines by the thousand
+	}
 	level := slogLevelFor(status)
 	s.log.Log(c.UserContext(), level, "request",
 		"requestId", requestIDOf(c),

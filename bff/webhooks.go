@@ -324,6 +324,10 @@ func (s *Server) refuseWebhook(c *fiber.Ctx, status int, cause, check, title, de
 		}
 	}
 	h.metrics.deliveries.WithLabelValues(session.DeliveryRefused, check).Inc()
+	// The request log line of a refusal says nothing the refusal's own line does not, so it is left out,
+	// and the refusal's line is held back past refusalLogLimit a minute: a flood writes a few lines, not
+	// one or two per request. The metrics count every one.
+	c.Locals(localQuietLog, true)
 	if ok, held := h.refusalLog.allow(check, d.At); ok {
 		attrs := []any{"requestId", d.RequestID, "check", check, "detail", detail,
 			"status", status, "bytes", len(c.BodyRaw()), "from", s.clientAddress(c)}
