@@ -109,6 +109,7 @@ func (s *Server) embedCheckoutPage(c *fiber.Ctx) error {
 		PaymentURL:   p.PaymentURL,
 		StatusURL:    "/embed/checkout/" + id + "/status",
 		ParentOrigin: s.embedParentOrigin(c),
+		PendingPaid:  liveStatusOf(p).PendingPaid,
 	}
 	if p.PaymentURL != "" {
 		v.QRCodeURL = "/embed/checkout/" + id + "/qr.png"
@@ -123,6 +124,9 @@ type checkoutStatusJSON struct {
 	StatusLabel string `json:"statusLabel"`
 	Final       bool   `json:"final"`
 	Paid        bool   `json:"paid"`
+	// PendingPaid: a verified webhook announced a paid status Bead has not confirmed yet (as on the
+	// event stream), so a page that polls because the stream does not reach it stops offering "Pay now".
+	PendingPaid bool `json:"pendingPaid"`
 }
 
 func (s *Server) embedCheckoutStatus(c *fiber.Ctx) error {
@@ -134,7 +138,7 @@ func (s *Server) embedCheckoutStatus(c *fiber.Ctx) error {
 	p = s.currentCheckoutStatus(c, p)
 	st := bead.Status(p.StatusCode)
 	return c.JSON(checkoutStatusJSON{TrackingID: p.TrackingID, StatusCode: p.StatusCode, StatusLabel: st.Label(),
-		Final: st.Final(), Paid: st.Paid()})
+		Final: st.Final(), Paid: st.Paid(), PendingPaid: liveStatusOf(p).PendingPaid})
 }
 
 // embedCheckoutQR draws the stored hosted-page URL, like paymentQR: never a URL from the request.

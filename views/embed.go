@@ -8,7 +8,10 @@ type EmbedCheckoutView struct {
 	Payment    PaymentRow // amount, reference, status (URL is not used: the shopper has no staff page)
 	PaymentURL string     // Bead's hosted payment page, opened as a new top-level window
 	QRCodeURL  string     // a QR code of PaymentURL, served by this server ("" for none)
-	StatusURL  string     // JSON the page polls until final: {"trackingId","statusCode","statusLabel","final","paid"}
+	StatusURL  string     // JSON the page polls until final: {"trackingId","statusCode","statusLabel","final","paid","pendingPaid"}
+	// PendingPaid: a verified webhook announced a paid status that Bead has not confirmed yet; the page
+	// says the payment was received and offers no "Pay now".
+	PendingPaid bool
 	// ParentOrigin is where the page posts its status messages: an origin of FRAME_ANCESTORS that the
 	// embedding page named (or that its Referer showed), or "" when none was, and then nothing is posted.
 	ParentOrigin string

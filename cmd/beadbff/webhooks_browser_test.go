@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -8,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"beadbff/bff/browsertest"
@@ -172,5 +175,44 @@ func TestBrowserCheckoutStopsOfferingPayOnceAWebhookSaysPaid(t *testing.T) {
 	}
 	if s := e.checkoutStatus(p["checkoutUrl"].(string)); s["statusCode"] != "created" {
 		t.Errorf("checkout status %v, want the stored created: with no token nothing confirmed it, so the page's words came from the announcement", s)
+	}
+}
+
+// Found by a break-it review: without the event stream (no EventSource, or a proxy that buffers event
+// streams, where the page polls instead) "Pay now" stayed after a verified webhook said "completed",
+// because only the stream carried the announcement. The poll answer carries pendingPaid now, and the
+// page is drawn with it from the first paint.
+func TestBrowserCheckoutWithoutTheStreamStopsOfferingPay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test; run without -short")
+	}
+	e := webhookEnv(t, sandboxWebhookSecret, false, tinyRetry, true)
+	p := e.createAndLogOut(0, "3.20", "paid-no-stream")
+	ctx := browsertest.New(t, browsertest.Options{})
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	step := func(what string, err error) { t.Helper(); browsertest.Check(t, ctx, what, err) }
+	step("no EventSource", chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `delete window.EventSource;`})
+		return err
+	})))
+	step("open the checkout", chromedp.Do(ctx,
+		chromedp.Navigate(p["checkoutUrl"].(string)),
+		chromedp.WaitVisible(css(`[data-testid="checkout-pay"]`)),
+	))
+	e.sb("POST", "/_sandbox/payments/"+p["trackingId"].(string)+"/status", map[string]string{"statusCode": "completed"})
+	step("the polling page says it was received and stops offering to pay", chromedp.Do(ctx,
+		chromedp.WaitVisible(css(`[data-testid="checkout-confirming-paid"]`)),
+		chromedp.WaitNotVisible(css(`[data-testid="checkout-pay"]`)),
+	))
+	step("reload: drawn so from the first paint, before any poll", chromedp.Do(ctx, chromedp.Reload()))
+	state, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]any](`(() => {
+		const b = document.querySelector('[data-testid="checkout-pay"]');
+		return {pendingPaid: document.querySelector('[data-testid="checkout"]').getAttribute("data-pending-paid"),
+			payShown: !!b && b.offsetParent !== null,
+			hint: !document.querySelector('[data-testid="checkout-confirming-paid"]').hidden};
+	})()`))
+	step("read the first paint", err)
+	if state["pendingPaid"] != "true" || state["payShown"] != false || state["hint"] != true {
+		t.Errorf("first paint after a paid webhook: %v; want data-pending-paid true, no pay button, the hint shown", state)
 	}
 }

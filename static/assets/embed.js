@@ -77,10 +77,20 @@
     root.setAttribute("data-paid", s.paid ? "true" : "false");
   }
 
+  // A verified webhook said the payment was made and Bead has not confirmed it yet: no "Pay now" (the
+  // style sheet hides it under data-pending-paid), and the words say so. Polled answers always carry
+  // pendingPaid; pushed ones are drawn by live.js, which knows their "confirming" too.
+  function showPendingPaid(on) {
+    root.setAttribute("data-pending-paid", on ? "true" : "false");
+    var hint = root.querySelector('[data-live-hint="confirming-paid"]');
+    if (hint) hint.hidden = !on;
+  }
+
   // update shows a status, polled or pushed, and tells the parent when it changed.
   function update(s) {
     if (typeof s.statusCode !== "string" || s.statusCode === "") throw new Error("no statusCode");
     showHint("");
+    if (typeof s.pendingPaid === "boolean") showPendingPaid(s.pendingPaid && !s.final);
     var changed = s.statusCode !== root.getAttribute("data-status-code");
     if (changed) {
       show(s);
