@@ -45,8 +45,13 @@ func toProblem(err error) *Problem {
 // errorHandler renders err as problem+json for /api and as a page for everything else, and logs what
 // deserves it. It is Fiber's ErrorHandler and is also called by accessLog.
 func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
-	p := toProblem(err)
 	rid := requestIDOf(c)
+	if rid == "" && errors.Is(err, fiber.ErrRequestTimeout) && len(c.Request().Header.RawHeaders()) == 0 {
+		// A connection that never sent a request (a browser's preconnect, a health checker's bare TCP
+		// check) timed out. There is no request to log, refuse or explain: Fiber's bare 408 and nothing else.
+		return c.SendStatus(http.StatusRequestTimeout)
+	}
+	p := toProblem(err)
 	if rid == "" {
 		// Fiber answers some errors (a body over the limit) before any middleware runs.
 		rid = uuid.NewString()

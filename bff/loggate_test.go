@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"bufio"
 	"bytes"
 	"net/http"
 	"slices"
@@ -8,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"beadbff/bff/bead"
 )
@@ -76,5 +80,42 @@ func TestWebhookRefusalFloodIsNotLoggedLineByLine(t *testing.T) {
 	}
 	if n := counterValue(e.srv.hooks.metrics.deliveries.WithLabelValues("refused", "signature_mismatch")); n != flood {
 		t.Errorf("refusals counted %v, want %d (the metric counts every one)", n, flood)
+	}
+}
+
+// Found by a new-user walkthrough: a connection that never sent a request (Chromium opens spare ones)
+// timed out into a logged "request refused" 408 with an HTML page, for a path "/" nobody asked for. It is
+// answered with a bare 408 and logged nowhere; a request that did arrive and then timed out still is.
+func TestIdleConnectionTimeoutIsNotARequest(t *testing.T) {
+	e := newHookEnv(t, nil)
+	for _, tc := range []struct {
+		name   string
+		wire   string // what the client sent before the timeout
+		logged bool
+	}{
+		{"nothing sent", "", false},
+		{"a request's headers sent", "GET /payments HTTP/1.1\r\nHost: beadbff.test\r\n\r\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := e.logs.String()
+			var fctx fasthttp.RequestCtx
+			if tc.wire != "" {
+				if err := fctx.Request.Read(bufio.NewReader(strings.NewReader(tc.wire))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := e.srv.App().AcquireCtx(&fctx)
+			defer e.srv.App().ReleaseCtx(c)
+			if err := e.srv.errorHandler(c, fiber.ErrRequestTimeout); err != nil {
+				t.Fatal(err)
+			}
+			if got := fctx.Response.StatusCode(); got != http.StatusRequestTimeout {
+				t.Errorf("answered %d, want 408", got)
+			}
+			logged := strings.Contains(strings.TrimPrefix(e.logs.String(), before), "request refused")
+			if logged != tc.logged {
+				t.Errorf("logged %v, want %v: %s", logged, tc.logged, strings.TrimPrefix(e.logs.String(), before))
+			}
+		})
 	}
 }
