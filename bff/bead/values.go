@@ -43,7 +43,7 @@ const maxAmountDecimals = 2
 // same wrapped in JSON quotes (so that a JSON string or a JSON number's raw text can be passed as is).
 // It accepts only plain digits with an optional fraction: no sign, exponent, thousands separator or
 // leading zeros, and at most two fractional digits. The amount must be positive and at most 999,999,999.99.
-// The digits are kept exactly ("12.50" stays 12.50, see FormatAmount); no float is ever involved.
+// No digit is lost ("12.50" stays 12.50, see FormatAmount); no float is ever involved.
 func ParseAmount(s string) (decimal.Decimal, error) {
 	text := strings.TrimSpace(s)
 	if len(text) >= 2 && text[0] == '"' && text[len(text)-1] == '"' {
@@ -88,14 +88,12 @@ func checkAmount(d decimal.Decimal) error {
 	return nil
 }
 
-// FormatAmount writes d with exactly the fractional digits it was made with: 12.50 parsed from "12.50"
-// gives "12.50", and 0.10 from Bead's answer gives "0.10". (decimal's own String drops trailing zeros,
-// which would show a merchant "12.5" for what they typed as 12.50.)
+// FormatAmount writes an amount of money with at least two fractional digits, more when it has them:
+// 12.50 parsed from "12.50" gives "12.50", 12 and 12.5 give "12.00" and "12.50", Bead's 0.1 gives "0.10",
+// and a payment currency's 0.000123 stays "0.000123". So every amount on a page or in the API reads
+// alike (decimal's own String would show "12.5" for what was typed as 12.50).
 func FormatAmount(d decimal.Decimal) string {
-	if exp := d.Exponent(); exp < 0 {
-		return d.StringFixed(-exp)
-	}
-	return d.String()
+	return d.StringFixed(max(2, -d.Exponent()))
 }
 
 func allDigits(s string) bool {

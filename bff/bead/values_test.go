@@ -46,8 +46,8 @@ func TestParseAmount(t *testing.T) {
 		want string // FormatAmount of the result; "" when an error is expected
 	}{
 		{"cents kept", "12.50", "12.50"},
-		{"one decimal", "12.5", "12.5"},
-		{"whole", "12", "12"},
+		{"one decimal", "12.5", "12.50"},
+		{"whole", "12", "12.00"},
 		{"below one", "0.10", "0.10"},
 		{"JSON string form", `"7.00"`, "7.00"},
 		{"surrounding space", " 3.25 ", "3.25"},
@@ -87,6 +87,8 @@ func TestParseAmount(t *testing.T) {
 	}
 }
 
+// Every amount reads with at least two decimals (a new-user walkthrough saw "0.1 USD" next to
+// "12.50 USD"), and no digit a payment currency has is dropped.
 func TestFormatAmountKeepsDigits(t *testing.T) {
 	tests := []struct {
 		name string
@@ -96,8 +98,10 @@ func TestFormatAmountKeepsDigits(t *testing.T) {
 		{"trailing zero kept", mustDecimal(t, "12.50"), "12.50"},
 		{"leading zero kept", mustDecimal(t, "0.10"), "0.10"},
 		{"large", mustDecimal(t, "12345678.99"), "12345678.99"},
-		{"whole", decimal.NewFromInt(10), "10"},
-		{"positive exponent", decimal.New(15, 1), "150"},
+		{"whole", decimal.NewFromInt(10), "10.00"},
+		{"positive exponent", decimal.New(15, 1), "150.00"},
+		{"one decimal from Bead's JSON 0.1", mustDecimal(t, "0.1"), "0.10"},
+		{"a payment currency's six decimals", mustDecimal(t, "0.000123"), "0.000123"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
