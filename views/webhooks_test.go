@@ -128,4 +128,10 @@ func TestWebhooksPageInDemoMode(t *testing.T) {
 	if !strings.Contains(doc.Text(), "the embedded sandbox's") || strings.Contains(doc.Text(), "Secrets from BEAD_WEBHOOK_SECRET") {
 		t.Error("in demo mode the secret count must say it is the sandbox's, not BEAD_WEBHOOK_SECRET's")
 	}
+	// Found by a new-user walkthrough: "Not needed in demo mode" sat right above a primary "Register"
+	// button. The button stays (registering works against the sandbox) but says it is optional.
+	button := one(t, doc, "webhook-register")
+	if cls, _ := button.Attr("class"); strings.Contains(cls, "button-primary") || !strings.Contains(text(button), "optional") {
+		t.Errorf("demo-mode register button %q (class %q): want a secondary button that says it is optional", text(button), cls)
+	}
 }
