@@ -44,6 +44,8 @@ func TestBrowserStaffFlow(t *testing.T) {
 	step("create the payment", chromedp.Do(ctx,
 		chromedp.Submit(css(`#amount`)),
 		chromedp.WaitVisible(css(`[data-testid="payment-status"][data-status="created"]`)),
+		chromedp.WaitVisible(css(`[data-testid="payment-link"]`)),
+		chromedp.WaitNotVisible(css(`[data-testid="payment-final-note"]`)),
 	))
 	amount, err := chromedp.Run(ctx, chromedp.Text(css(`[data-testid="payment-amount"]`)))
 	step("read the amount", err)
@@ -62,6 +64,13 @@ func TestBrowserStaffFlow(t *testing.T) {
 		chromedp.WaitVisible(css(`[data-testid="payment-status"][data-status="completed"]`)),
 	))
 	t.Logf("the page showed completed %s after the payment", time.Since(start).Round(100*time.Millisecond))
+	// Found by a new-user walkthrough: a paid payment's page still offered its QR code and "Open payment
+	// page" for the shopper. Now the page says there is nothing left to pay.
+	step("the shopper is offered nothing more to pay", chromedp.Do(ctx,
+		chromedp.WaitNotVisible(css(`[data-testid="payment-qr"]`)),
+		chromedp.WaitNotVisible(css(`[data-testid="payment-link"]`)),
+		chromedp.WaitVisible(css(`[data-testid="payment-final-note"]`)),
+	))
 	browsertest.Screenshot(t, ctx, "4-payment-completed")
 
 	// Back on the dashboard the payment is listed as completed.
