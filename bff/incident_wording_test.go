@@ -304,6 +304,7 @@ func TestIncidentPageNamesWhoAnsweredForEveryCause(t *testing.T) {
 		body     string             // the API create's body
 		incident madeIncident       // instead of a create: an incident the server records
 		want     want
+		reason   string // words the status line's reason must hold ("": not checked)
 	}{
 		{name: "waf_block: a WAF's 403, twice", faults: map[string]int{"waf_block": 2},
 			want: want{diagnose.CauseBlockedBeforeBead, diagnose.AnsweredByProxy, 502, "A firewall or proxy in front of Bead (not Bead itself) answered 403 Forbidden",
@@ -364,14 +365,26 @@ func TestIncidentPageNamesWhoAnsweredForEveryCause(t *testing.T) {
 				_, err := e.c.Refresh(ctx, e.tok.RefreshToken)
 				return diagnose.Incident{Op: diagnose.OpRefreshGrant, Err: err, Recovery: diagnose.Recovery{RefreshErr: err}}
 			},
+			reason: "the terminal's Bead login has ended",
 			want: want{diagnose.CauseRefreshTokenInvalid, diagnose.AnsweredByBead, 401, "Bead's identity realm answered 400 Bad Request",
-				[]string{"Tried to refresh the access token; the realm refused."}}},
+				[]string{"Tried to refresh the access token; Bead's identity realm answered 400 Bad Request."}}},
+		{name: "the realm unreachable for a refresh that was due",
+			incident: func(t *testing.T, e *pageEnv) diagnose.Incident {
+				dead := httptest.NewServer(http.NotFoundHandler())
+				dead.Close()
+				c := w.beadClient(func(c *bead.Config) { c.IdentityURL = dead.URL + "/realms/nonprod" })
+				_, err := c.Refresh(ctx, e.tok.RefreshToken)
+				return diagnose.Incident{Op: diagnose.OpRefreshGrant, Err: err, Recovery: diagnose.Recovery{RefreshErr: err}}
+			},
+			want: want{diagnose.CauseBeadUnavailable, "", 502, "Bead's identity realm could not be reached",
+				[]string{"Tried to refresh the access token; Bead's identity realm could not be reached or gave no answer in time."}}},
 		{name: "a wrong password",
 			incident: func(t *testing.T, e *pageEnv) diagnose.Incident {
 				_, err := e.c.Login(ctx, terms[0].Username, "not-the-password")
 				return diagnose.Incident{Op: diagnose.OpPasswordGrant, Err: err}
 			},
-			want: want{diagnose.CauseInvalidCredentials, diagnose.AnsweredByBead, 401, "Bead's identity realm answered 401 Unauthorized", nil}},
+			want:   want{diagnose.CauseInvalidCredentials, diagnose.AnsweredByBead, 401, "Bead's identity realm answered 401 Unauthorized", nil},
+			reason: "Bead's identity realm refused the terminal's username or password"},
 		{name: "a payment Bead does not know",
 			incident: func(t *testing.T, e *pageEnv) diagnose.Incident {
 				_, err := e.c.Tracking(ctx, e.tok.AccessToken, strings.Repeat("a", 32))
@@ -435,6 +448,9 @@ func TestIncidentPageNamesWhoAnsweredForEveryCause(t *testing.T) {
 				t.Errorf("tried:\n  %s\nwant:\n  %s", strings.Join(got.tried, "\n  "), strings.Join(tt.want.tried, "\n  "))
 			}
 			summary, reason := pg.text("incident-summary"), pg.text("incident-status-reason")
+			if !strings.Contains(reason, tt.reason) {
+				t.Errorf("reason %q, want it to say %q", reason, tt.reason)
+			}
 			if detail != "" && detail != summary {
 				t.Errorf("problem+json detail %q, page summary %q", detail, summary)
 			}

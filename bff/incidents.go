@@ -173,14 +173,26 @@ func beadAnswer(err error, by string, local bool) (int, string) {
 	case errors.As(err, &ke) && ke.Status != 0:
 		target, status = "Bead's identity realm", ke.Status
 	case errors.As(err, &te) && te.Timeout:
-		return 0, "Bead gave no answer within BEAD_TIMEOUT"
+		return 0, targetOf(te.Op) + " gave no answer within BEAD_TIMEOUT"
 	case errors.As(err, &te):
-		return 0, "Bead could not be reached"
+		return 0, targetOf(te.Op) + " could not be reached"
 	default:
 		return 0, ""
 	}
 	who := answerer(by, target)
 	return status, strings.ToUpper(who[:1]) + who[1:] + " answered " + statusWords(status)
+}
+
+// targetOf is the part of Bead a call of op goes to.
+func targetOf(op string) string {
+	if realmOp(op) {
+		return "Bead's identity realm"
+	}
+	return "Bead"
+}
+
+func realmOp(op string) bool {
+	return op == diagnose.OpPasswordGrant || op == diagnose.OpRefreshGrant || op == diagnose.OpDiscovery
 }
 
 // answerer names who gave an answer of target ("Bead", "Bead's identity realm"), as the diagnosis
@@ -216,6 +228,8 @@ func statusReason(cause string, status, beadStatus int, by string, local bool) s
 		return "the proxy in front of Bead could not get an answer from Bead"
 	case cause == diagnose.CauseBeadUnavailable:
 		return "Bead could not be reached, or failed on its side"
+	case cause == diagnose.CauseInvalidCredentials:
+		return answerer(by, "Bead's identity realm") + " refused the terminal's username or password"
 	case status == http.StatusUnauthorized:
 		return "the terminal's Bead login has ended: log in again"
 	case status == http.StatusForbidden && (beadStatus == http.StatusUnauthorized || beadStatus == http.StatusForbidden):
@@ -232,6 +246,8 @@ func triedSteps(rec diagnose.Recovery, probe *diagnose.ProbeResult, err error) [
 	switch {
 	case rec.FirstStatus != 0:
 		out = append(out, "Sent the call; "+answerer(rec.FirstBy, "Bead")+" answered "+statusWords(rec.FirstStatus)+".")
+	case errors.As(err, &te) && realmOp(te.Op):
+		// the refresh the call needed failed: the call was not sent (the refresh's step says why)
 	case errors.As(err, &te) && te.Timeout:
 		out = append(out, "Sent the call; Bead gave no answer within BEAD_TIMEOUT. A call that times out is not retried: it may have reached Bead.")
 	case errors.As(err, &te):
@@ -241,7 +257,7 @@ func triedSteps(rec diagnose.Recovery, probe *diagnose.ProbeResult, err error) [
 	case rec.Refreshed && rec.RefreshErr == nil:
 		out = append(out, "Refreshed the access token once.")
 	case rec.RefreshErr != nil:
-		out = append(out, "Tried to refresh the access token; the realm refused.")
+		out = append(out, "Tried to refresh the access token; "+refreshFailure(rec.RefreshErr)+".")
 	}
 	if rec.Retried {
 		retry := "Retried the same call once with the new token (same body, same Idempotency-Key)"
@@ -263,6 +279,17 @@ func triedSteps(rec diagnose.Recovery, probe *diagnose.ProbeResult, err error) [
 		}
 	}
 	return out
+}
+
+// refreshFailure says what became of a refresh grant that failed, naming who answered it.
+func refreshFailure(err error) string {
+	var te *bead.TransportError
+	if status, by := diagnose.AnswerOf(err); status != 0 {
+		return answerer(by, "Bead's identity realm") + " answered " + statusWords(status)
+	} else if errors.As(err, &te) {
+		return "Bead's identity realm could not be reached or gave no answer in time"
+	}
+	return "it failed before the realm answered"
 }
 
 // incidentPage shows a stored incident to the session that met it; anyone else gets 404, as for an id
