@@ -458,7 +458,8 @@ func TestIncidentPageNamesWhoAnsweredForEveryCause(t *testing.T) {
 				t.Logf("%s\n%s\n%s", summary, pg.text("incident-statuses"), strings.Join(got.tried, "\n"))
 			}
 			if d.AnsweredBy == diagnose.AnsweredByProxy {
-				for what, s := range map[string]string{"summary": summary, "status line": pg.text("incident-statuses"), "reason": reason, "detail": detail} {
+				for what, s := range map[string]string{"summary": summary, "status line": pg.text("incident-statuses"), "reason": reason, "detail": detail,
+					"page title": pg.doc.Find("title").Text()} {
 					if m := namesBeadAsAnswerer(s); m != "" {
 						t.Errorf("a proxy answered, but the %s says %q: %q", what, m, s)
 					}

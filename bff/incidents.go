@@ -330,7 +330,7 @@ func (s *Server) incidentView(c *fiber.Ctx, inc *incidentRecord, id string) view
 	d := inc.Diagnosis
 	info, _ := diagnose.LookupCause(d.Cause)
 	v := views.IncidentView{
-		Page:         s.page(c, "Why Bead refused the request"),
+		Page:         s.page(c, "Why the request failed"),
 		ID:           id,
 		At:           inc.At.Format(time.RFC3339) + " (UTC)",
 		Summary:      d.Summary,
