@@ -132,10 +132,10 @@ func (s *Server) recordIncident(c *fiber.Ctx, sess *session.Session, tok session
 		RequestID: requestIDOf(c),
 		Status:    statusForCause(d.Cause, err),
 		Diagnosis: d,
-		Tried:     triedSteps(rec, in.Probe, err, d.Cause),
+		Tried:     triedSteps(rec, in.Probe, err),
 	}
-	inc.BeadStatus, inc.BeadAnswer = beadAnswer(err, d.Cause, in.Local != "")
-	inc.StatusReason = statusReason(d.Cause, inc.Status, inc.BeadStatus, in.Local != "")
+	inc.BeadStatus, inc.BeadAnswer = beadAnswer(err, d.AnsweredBy, in.Local != "")
+	inc.StatusReason = statusReason(d.Cause, inc.Status, inc.BeadStatus, d.AnsweredBy, in.Local != "")
 	if in.Local == "" && d.Cause != diagnose.CauseRateLimited { // waiting is the fix for a 429; Bead never saw a local refusal
 		inc.Bundle = supportBundle(s.now(), sent, tok.AccessToken, s.envLabel())
 	}
@@ -157,31 +157,54 @@ func (s *Server) recordIncident(c *fiber.Ctx, sess *session.Session, tok session
 	return p
 }
 
-// beadAnswer is the status of the last answer to the call to Bead and, in words, who gave it (or why
-// none came), for the incident page's "Bead answered … ; beadbff answered …" line.
-func beadAnswer(err error, cause string, local bool) (int, string) {
+// beadAnswer is the status of the last answer to the call to Bead and, in words, who gave it (by: the
+// diagnosis's AnsweredBy, not its cause, for a proxy's 502 is bead_unavailable) or why none came, for the
+// incident page's "Bead answered … ; beadbff answered …" line.
+func beadAnswer(err error, by string, local bool) (int, string) {
 	var ae *bead.APIError
 	var ke *bead.TokenError
 	var te *bead.TransportError
-	who, status := "Bead", 0
+	target, status := "Bead", 0
 	switch {
 	case local:
 		return 0, "Nothing was sent to Bead"
 	case errors.As(err, &ae):
 		status = ae.Status
 	case errors.As(err, &ke) && ke.Status != 0:
-		who, status = "Bead's identity realm", ke.Status
+		target, status = "Bead's identity realm", ke.Status
 	case errors.As(err, &te) && te.Timeout:
-		return 0, "Bead gave no answer within BEAD_TIMEOUT"
+		return 0, targetOf(te.Op) + " gave no answer within BEAD_TIMEOUT"
 	case errors.As(err, &te):
-		return 0, "Bead could not be reached"
+		return 0, targetOf(te.Op) + " could not be reached"
 	default:
 		return 0, ""
 	}
-	if cause == diagnose.CauseBlockedBeforeBead {
-		return status, "A firewall or proxy in front of " + who + " (not " + who + " itself) answered " + statusWords(status)
+	who := answerer(by, target)
+	return status, strings.ToUpper(who[:1]) + who[1:] + " answered " + statusWords(status)
+}
+
+// targetOf is the part of Bead a call of op goes to.
+func targetOf(op string) string {
+	if realmOp(op) {
+		return "Bead's identity realm"
 	}
-	return status, who + " answered " + statusWords(status)
+	return "Bead"
+}
+
+func realmOp(op string) bool {
+	return op == diagnose.OpPasswordGrant || op == diagnose.OpRefreshGrant || op == diagnose.OpDiscovery
+}
+
+// answerer names who gave an answer of target ("Bead", "Bead's identity realm"), as the diagnosis
+// judged it (by: a diagnose.AnsweredBy* word).
+func answerer(by, target string) string {
+	switch by {
+	case diagnose.AnsweredByBead:
+		return target
+	case diagnose.AnsweredByProxy:
+		return "a firewall or proxy in front of " + target + " (not " + target + " itself)"
+	}
+	return target + " or something in front of it" // no sign either way, or not recorded
 }
 
 // statusWords is "403 Forbidden".
@@ -191,37 +214,40 @@ func statusWords(status int) string {
 
 // statusReason says why this server answered status for a failure of this cause, given what Bead
 // answered: the half of the incident page's status line that Bead's status alone does not explain.
-func statusReason(cause string, status, beadStatus int, local bool) string {
+func statusReason(cause string, status, beadStatus int, by string, local bool) string {
 	switch {
 	case local:
 		return "it refused the request itself, before anything went to Bead"
 	case cause == diagnose.CauseBlockedBeforeBead:
 		return "the refusal came from something on the way to Bead, not from Bead: a gateway failure, not Bead's verdict on the request"
 	case cause == diagnose.CauseRateLimited:
-		return "Bead asked this server to slow down: wait, then try again"
+		return answerer(by, "Bead") + " asked this server to slow down: wait, then try again"
 	case status == http.StatusGatewayTimeout:
 		return "Bead did not answer in time, so this server cannot tell what became of the request"
+	case cause == diagnose.CauseBeadUnavailable && by == diagnose.AnsweredByProxy:
+		return "the proxy in front of Bead could not get an answer from Bead"
 	case cause == diagnose.CauseBeadUnavailable:
 		return "Bead could not be reached, or failed on its side"
+	case cause == diagnose.CauseInvalidCredentials:
+		return answerer(by, "Bead's identity realm") + " refused the terminal's username or password"
 	case status == http.StatusUnauthorized:
 		return "the terminal's Bead login has ended: log in again"
 	case status == http.StatusForbidden && (beadStatus == http.StatusUnauthorized || beadStatus == http.StatusForbidden):
-		return "Bead refused the request (the cause and its evidence are below)"
+		return answerer(by, "Bead") + " refused the request (the cause and its evidence are below)"
 	}
 	return "of the cause diagnosed below"
 }
 
-// triedSteps says in words what the server did before giving up, for the incident page.
-func triedSteps(rec diagnose.Recovery, probe *diagnose.ProbeResult, err error, cause string) []string {
+// triedSteps says in words what the server did before giving up, for the incident page. Each answer is
+// named by its own owner, as recorded: the first and the retry's may differ (Bead's 401, then a WAF's 403).
+func triedSteps(rec diagnose.Recovery, probe *diagnose.ProbeResult, err error) []string {
 	var out []string
 	var te *bead.TransportError
-	who := "Bead"
-	if cause == diagnose.CauseBlockedBeforeBead {
-		who = "something in front of Bead"
-	}
 	switch {
 	case rec.FirstStatus != 0:
-		out = append(out, "Sent the call; "+who+" answered "+statusWords(rec.FirstStatus)+".")
+		out = append(out, "Sent the call; "+answerer(rec.FirstBy, "Bead")+" answered "+statusWords(rec.FirstStatus)+".")
+	case errors.As(err, &te) && realmOp(te.Op):
+		// the refresh the call needed failed: the call was not sent (the refresh's step says why)
 	case errors.As(err, &te) && te.Timeout:
 		out = append(out, "Sent the call; Bead gave no answer within BEAD_TIMEOUT. A call that times out is not retried: it may have reached Bead.")
 	case errors.As(err, &te):
@@ -231,10 +257,19 @@ func triedSteps(rec diagnose.Recovery, probe *diagnose.ProbeResult, err error, c
 	case rec.Refreshed && rec.RefreshErr == nil:
 		out = append(out, "Refreshed the access token once.")
 	case rec.RefreshErr != nil:
-		out = append(out, "Tried to refresh the access token; the realm refused.")
+		out = append(out, "Tried to refresh the access token; "+refreshFailure(rec.RefreshErr)+".")
 	}
 	if rec.Retried {
-		out = append(out, "Retried the same call once with the new token (same body, same Idempotency-Key).")
+		retry := "Retried the same call once with the new token (same body, same Idempotency-Key)"
+		switch {
+		case rec.RetryStatus != 0:
+			retry += "; " + answerer(rec.RetryBy, "Bead") + " answered " + statusWords(rec.RetryStatus)
+		case errors.As(err, &te) && te.Timeout:
+			retry += "; Bead gave no answer within BEAD_TIMEOUT"
+		case errors.As(err, &te):
+			retry += "; the connection to Bead failed"
+		}
+		out = append(out, retry+".")
 	}
 	if probe != nil {
 		if probe.Passed() {
@@ -244,6 +279,17 @@ func triedSteps(rec diagnose.Recovery, probe *diagnose.ProbeResult, err error, c
 		}
 	}
 	return out
+}
+
+// refreshFailure says what became of a refresh grant that failed, naming who answered it.
+func refreshFailure(err error) string {
+	var te *bead.TransportError
+	if status, by := diagnose.AnswerOf(err); status != 0 {
+		return answerer(by, "Bead's identity realm") + " answered " + statusWords(status)
+	} else if errors.As(err, &te) {
+		return "Bead's identity realm could not be reached or gave no answer in time"
+	}
+	return "it failed before the realm answered"
 }
 
 // incidentPage shows a stored incident to the session that met it; anyone else gets 404, as for an id
@@ -284,7 +330,7 @@ func (s *Server) incidentView(c *fiber.Ctx, inc *incidentRecord, id string) view
 	d := inc.Diagnosis
 	info, _ := diagnose.LookupCause(d.Cause)
 	v := views.IncidentView{
-		Page:         s.page(c, "Why Bead refused the request"),
+		Page:         s.page(c, "Why the request failed"),
 		ID:           id,
 		At:           inc.At.Format(time.RFC3339) + " (UTC)",
 		Summary:      d.Summary,

@@ -88,7 +88,8 @@ func (s *Server) terminalCall(ctx context.Context, terminalID, lineage, op strin
 		}
 	}
 	err = s.timedCall(ctx, op, tok.Token.AccessToken, call)
-	rec := diagnose.Recovery{FirstStatus: statusOf(err)}
+	var rec diagnose.Recovery
+	rec.FirstStatus, rec.FirstBy = diagnose.AnswerOf(err)
 	for attempt := 0; bead.IsAuthFailure(err) && attempt < 2; attempt++ {
 		started := s.now()
 		next, rerr := s.refreshTerminal(ctx, tok, "after_"+statusWord(err))
@@ -106,6 +107,7 @@ func (s *Server) terminalCall(ctx context.Context, terminalID, lineage, op strin
 		}
 		rec.Retried = true
 		tok, err = next, s.timedCall(ctx, op, next.Token.AccessToken, call)
+		rec.RetryStatus, rec.RetryBy = diagnose.AnswerOf(err)
 		if !next.Token.ObtainedAt.Before(started) {
 			break // a fresh grant: if Bead refuses it too, that is for the diagnosis
 		}
@@ -123,14 +125,6 @@ func (s *Server) withBead(c *fiber.Ctx, sess *session.Session, op string, call b
 		return s.refreshProblem(c, sess, out.token, out.fatal)
 	}
 	return s.beadProblem(c, sess, out.token, op, out.err, out.rec)
-}
-
-func statusOf(err error) int {
-	var ae *bead.APIError
-	if errors.As(err, &ae) {
-		return ae.Status
-	}
-	return 0
 }
 
 func statusWord(err error) string {

@@ -339,6 +339,12 @@ func (f *facts) context() []Evidence {
 		fact := "the token was refreshed and the call retried once"
 		if r.FirstStatus != 0 {
 			fact += fmt.Sprintf("; the first attempt got %d", r.FirstStatus)
+			switch r.FirstBy {
+			case AnsweredByBead:
+				fact += " from Bead"
+			case AnsweredByProxy:
+				fact += " from a proxy in front of Bead"
+			}
 		}
 		add(fact, "recovery")
 	case r.Retried:

@@ -138,12 +138,37 @@ type Config struct {
 	ClockTolerance time.Duration
 }
 
-// Recovery is what the server tried before giving up (Bead's "refresh_token(); retry_once()").
+// Recovery is what the server tried before giving up (Bead's "refresh_token(); retry_once()"). Each
+// answer is recorded with who gave it (AnswerOf), because the first and the retry's need not share an
+// owner: Bead's own 401 for an expired token, then a firewall's 403 for the retry.
 type Recovery struct {
-	Refreshed   bool  // a refresh grant was made after the first refusal
-	RefreshErr  error // its failure, when it failed
-	Retried     bool  // the call was made a second time, with the refreshed token; Err is that attempt's
-	FirstStatus int   // the status of the first attempt (0: no answer)
+	Refreshed   bool   // a refresh grant was made after the first refusal
+	RefreshErr  error  // its failure, when it failed
+	Retried     bool   // the call was made a second time, with the refreshed token; Err is that attempt's
+	FirstStatus int    // the status of the first attempt (0: no answer)
+	FirstBy     string // who gave the first answer (an AnsweredBy* word; "" when none came or it was not recorded)
+	RetryStatus int    // the status of the retry's answer (0: no retry, or no answer to it)
+	RetryBy     string // who gave the retry's answer
+}
+
+// Who wrote an answer: Diagnosis.AnsweredBy, Recovery.FirstBy and Recovery.RetryBy.
+const (
+	// AnsweredByBead: Bead's API or its identity realm, by its own signs (Server: Kestrel, an echoed
+	// x-request-id, a bearer challenge, one of Bead's error bodies).
+	AnsweredByBead = "bead"
+	// AnsweredByProxy: a firewall, proxy or load balancer in front of Bead (an HTML page, a foreign Server
+	// header or a proxy's own header, none of Bead's signs): the signs that make a refusal
+	// blocked_before_bead.
+	AnsweredByProxy = "proxy"
+	// AnsweredByUnknown: an answer with no sign either way, such as an empty body with no telling headers.
+	AnsweredByUnknown = "unknown"
+)
+
+// AnswerOf is the status of a failed call's answer and who gave it, judged as Diagnose judges
+// Diagnosis.AnsweredBy; 0 and "" when no answer came. The server records it for each attempt.
+func AnswerOf(err error) (status int, by string) {
+	f := newFacts(Incident{Err: err})
+	return f.status, f.answeredBy()
 }
 
 // ProbeResult is the answer to the simple-endpoint probe (bead.Client.Probe: GET /currencies).
@@ -183,6 +208,11 @@ type Diagnosis struct {
 	// Cause is one of the Cause* constants; "" when nothing failed and every check passed (Healthy).
 	Cause      string `json:"cause"`
 	Confidence string `json:"confidence,omitempty"`
+	// AnsweredBy says who wrote the answer the diagnosis read (an AnsweredBy* word), from the same signs
+	// that decide its cause; "" when no answer came (nothing was sent, no connection, no answer in time).
+	// Whatever names who answered (a page, a summary) follows it, not the cause: a proxy's 502 is
+	// bead_unavailable, yet Bead did not write it.
+	AnsweredBy string `json:"answeredBy,omitempty"`
 	// Summary is one sentence: what happened.
 	Summary string `json:"summary"`
 	// Evidence comes in order of weight: the facts that decided the cause first, then the context.
@@ -242,7 +272,7 @@ func Diagnose(in Incident) Diagnosis {
 	}
 	f := newFacts(in)
 	v := f.decide()
-	d := Diagnosis{Cause: v.cause, Confidence: v.confidence, Summary: v.summary}
+	d := Diagnosis{Cause: v.cause, Confidence: v.confidence, Summary: v.summary, AnsweredBy: f.answeredBy()}
 	if info, ok := LookupCause(v.cause); ok {
 		d.AutoRecoverable = info.AutoRecoverable
 		// Steps written for this incident replace the cause's general ones, which would repeat them

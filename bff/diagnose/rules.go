@@ -129,10 +129,11 @@ func (f *facts) grantFailure() verdict {
 	said := Evidence{fmt.Sprintf("the realm answered %d %s", g.Status, grantWords(g)), "token endpoint answer"}
 	switch {
 	case g.Status == http.StatusTooManyRequests:
-		return f.rateLimited("the identity realm")
+		return f.rateLimited("Bead's identity realm")
 	case g.Status >= 500:
 		return verdict{cause: CauseBeadUnavailable, confidence: ConfidenceHigh,
-			summary: fmt.Sprintf("Bead's identity realm answered %d to the %s.", g.Status, f.opName())}.with(said)
+			summary: fmt.Sprintf("%s answered %d to the %s.", upperFirst(f.answerer("Bead's identity realm")), g.Status, f.opName())}.
+			with(said).with(f.proxyServerError("Bead's identity realm")...)
 	case g.Code == "" && g.Shape == bead.ShapeHTML && g.Status == http.StatusForbidden:
 		conf := ConfidenceHigh
 		if len(f.origin.beadSigns) > 0 {
@@ -289,9 +290,11 @@ func (f *facts) discoveryFailure() verdict {
 	said := Evidence{fmt.Sprintf("the discovery document answered %d %s", a.Status, answerWords(a)), "discovery answer"}
 	switch {
 	case a.Status == http.StatusTooManyRequests:
-		return f.rateLimited("the identity realm")
+		return f.rateLimited("Bead's identity realm")
 	case a.Status >= 500:
-		return verdict{cause: CauseBeadUnavailable, confidence: ConfidenceHigh, summary: "Bead's identity realm answered " + strconv.Itoa(a.Status) + " to discovery."}.with(said)
+		return verdict{cause: CauseBeadUnavailable, confidence: ConfidenceHigh,
+			summary: upperFirst(f.answerer("Bead's identity realm")) + " answered " + strconv.Itoa(a.Status) + " to discovery."}.
+			with(said).with(f.proxyServerError("Bead's identity realm")...)
 	case a.Status == http.StatusNotFound:
 		return verdict{cause: CauseRealmMismatch, confidence: ConfidenceMedium,
 			summary: "There is no realm at BEAD_IDENTITY_URL: its discovery document is not found.",
@@ -312,14 +315,13 @@ func (f *facts) apiFailure() verdict {
 	case a.Status == http.StatusTooManyRequests:
 		return f.rateLimited("Bead")
 	case a.Status >= 500:
-		v := verdict{cause: CauseBeadUnavailable, confidence: ConfidenceHigh,
-			summary: fmt.Sprintf("Bead answered %d (a server error) to the %s.", a.Status, f.opName())}.
-			with(Evidence{fmt.Sprintf("status %d %s", a.Status, answerWords(a)), "response status"})
-		if blocked, _ := f.origin.blocked(); blocked {
-			v = v.with(Evidence{"the answer came from a proxy in front of Bead, which could not get an answer from Bead", "response headers"})
-			v = v.with(f.origin.proxySigns...)
+		summary := fmt.Sprintf("%s answered %d (a server error) to the %s.", upperFirst(f.answerer("Bead")), a.Status, f.opName())
+		if f.answeredBy() == AnsweredByProxy {
+			summary = fmt.Sprintf("A proxy in front of Bead answered %d to the %s: it could not get an answer from Bead.", a.Status, f.opName())
 		}
-		return v
+		return verdict{cause: CauseBeadUnavailable, confidence: ConfidenceHigh, summary: summary}.
+			with(Evidence{fmt.Sprintf("status %d %s", a.Status, answerWords(a)), "response status"}).
+			with(f.proxyServerError("Bead")...)
 	case a.Status == http.StatusUnauthorized || a.Status == http.StatusForbidden:
 		if blocked, conf := f.origin.blocked(); blocked {
 			return verdict{cause: CauseBlockedBeforeBead, confidence: conf,
@@ -330,7 +332,7 @@ func (f *facts) apiFailure() verdict {
 	case a.Status == http.StatusBadRequest || a.Status == http.StatusUnprocessableEntity ||
 		a.Status == http.StatusRequestEntityTooLarge || a.Status == http.StatusUnsupportedMediaType:
 		v := verdict{cause: CauseInvalidRequest, confidence: ConfidenceHigh,
-			summary: fmt.Sprintf("Bead found the %s invalid (%d).", f.opName(), a.Status)}
+			summary: fmt.Sprintf("%s found the %s invalid (%d).", upperFirst(f.answerer("Bead")), f.opName(), a.Status)}
 		fields := make([]string, 0, len(a.FieldErrors))
 		for field := range a.FieldErrors {
 			fields = append(fields, field)
@@ -342,11 +344,11 @@ func (f *facts) apiFailure() verdict {
 		return v
 	case a.Status == http.StatusNotFound:
 		return verdict{cause: CauseNotFound, confidence: ConfidenceMedium,
-			summary: fmt.Sprintf("Bead does not know what the %s asked for (404).", f.opName())}.
+			summary: fmt.Sprintf("%s does not know what the %s asked for (404).", upperFirst(f.answerer("Bead")), f.opName())}.
 			with(Evidence{"status 404 to " + f.requestLine(), "response status"})
 	case a.Status >= 300 && a.Status < 400:
 		return verdict{cause: CauseUnknown, confidence: ConfidenceMedium,
-			summary: fmt.Sprintf("Bead answered a redirect (%d), which the client does not follow.", a.Status),
+			summary: fmt.Sprintf("%s answered a redirect (%d), which the client does not follow.", upperFirst(f.answerer("Bead")), a.Status),
 			fix:     []string{"Check BEAD_API_URL: a redirect usually means http instead of https, or a wrong host or path."}}.
 			with(Evidence{"Location: " + quote(f.header.Get("Location"), 200), "response header Location"})
 	}
@@ -355,7 +357,29 @@ func (f *facts) apiFailure() verdict {
 			summary: fmt.Sprintf("The %d came from something in front of Bead's API.", a.Status)}.with(f.origin.proxySigns...)
 	}
 	return verdict{cause: CauseUnknown, confidence: ConfidenceLow,
-		summary: fmt.Sprintf("Bead answered %d to the %s, which this diagnosis does not recognise.", a.Status, f.opName())}
+		summary: fmt.Sprintf("%s answered %d to the %s, which this diagnosis does not recognise.", upperFirst(f.answerer("Bead")), a.Status, f.opName())}
+}
+
+// answerer names who wrote the answer, for a summary: target ("Bead", "Bead's identity realm") when its
+// own signs say so, what stood in front of it when a proxy's do, and both when nothing tells them apart.
+func (f *facts) answerer(target string) string {
+	switch f.answeredBy() {
+	case AnsweredByProxy:
+		return "a proxy in front of " + target
+	case AnsweredByUnknown:
+		return target + " (or something in front of it)"
+	}
+	return target
+}
+
+// proxyServerError is the evidence that a proxy, not target, wrote a server error (bead_unavailable,
+// whose cause does not say who answered): the verdict and the signs it rests on.
+func (f *facts) proxyServerError(target string) []Evidence {
+	if f.answeredBy() != AnsweredByProxy {
+		return nil
+	}
+	return append([]Evidence{{"the answer came from a proxy in front of " + target + ", which could not get an answer from " + target, "response headers"}},
+		f.origin.proxySigns...)
 }
 
 func answerWords(a *bead.APIError) string {
@@ -369,10 +393,10 @@ func answerWords(a *bead.APIError) string {
 	return strings.Join(parts, " ")
 }
 
-// rateLimited: 429 is never an authorisation failure.
-func (f *facts) rateLimited(who string) verdict {
+// rateLimited: 429 is never an authorisation failure, whoever answered it (target, or a proxy in front).
+func (f *facts) rateLimited(target string) verdict {
 	v := verdict{cause: CauseRateLimited, confidence: ConfidenceHigh,
-		summary: fmt.Sprintf("%s answered 429 Too Many Requests to the %s: a rate limit, not an authorisation failure.", upperFirst(who), f.opName())}
+		summary: fmt.Sprintf("%s answered 429 Too Many Requests to the %s: a rate limit, not an authorisation failure.", upperFirst(f.answerer(target)), f.opName())}
 	v = v.with(Evidence{"status 429 Too Many Requests", "response status"})
 	for _, name := range []string{"Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit"} {
 		if val := f.header.Get(name); val != "" {

@@ -301,6 +301,36 @@ func (o origin) blocked() (bool, string) {
 	return false, ""
 }
 
+// answeredBy says who wrote the answer, by the signs that decide the cause: what makes a refusal
+// blocked_before_bead makes its writer a proxy, and Bead's own signs or error shape make it Bead's.
+func (f *facts) answeredBy() string {
+	if !f.answered {
+		return ""
+	}
+	blocked, _ := f.origin.blocked()
+	if f.realmCall() {
+		// Keycloak behind nginx is normal: only an HTML page says a proxy wrote the realm's answer, as in
+		// grantFailure and discoveryFailure.
+		blocked = f.origin.html
+	}
+	switch {
+	case blocked:
+		return AnsweredByProxy
+	case len(f.origin.beadSigns) > 0:
+		return AnsweredByBead
+	}
+	switch f.shape {
+	case bead.ShapeProblem, bead.ShapeCodeError, bead.ShapeErrorMessage:
+		return AnsweredByBead // the error bodies of Bead's API and realm (bead-api.md, "errors")
+	}
+	return AnsweredByUnknown
+}
+
+// realmCall reports whether the call went to Bead's identity realm (a grant or its discovery document).
+func (f *facts) realmCall() bool {
+	return f.grantOp() || f.in.Op == OpDiscovery || f.api != nil && f.api.Op == OpDiscovery
+}
+
 var titleRe = regexp.MustCompile(`(?is)<title[^>]*>(.{0,200}?)</title`)
 
 func htmlTitleOf(body []byte) string {
