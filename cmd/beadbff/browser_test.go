@@ -97,6 +97,12 @@ func TestBrowserStaffFlow(t *testing.T) {
 	if notice != "You are logged out." {
 		t.Errorf("notice after logout = %q, want \"You are logged out.\"", notice)
 	}
+	// Found by a new-user walkthrough: the notice was a bar across the page above a narrow card.
+	widths, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`[".flash", ".auth"].map(s => document.querySelector(s).getBoundingClientRect().width)`))
+	step("measure the notice", err)
+	if len(widths) != 2 || widths[0] > widths[1]+1 {
+		t.Errorf("notice %v px wide, login card %v px: want the notice no wider than the card", widths[0], widths[1])
+	}
 	browsertest.Screenshot(t, ctx, "6-logged-out")
 }
 
