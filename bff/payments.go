@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -232,12 +233,30 @@ func decimalEqual(stored string, d decimal.Decimal) bool {
 // idempotencyKey is the key sent to Bead: a fresh one per create, or, when the caller sent its own
 // Idempotency-Key, one derived from it and the terminal, so a front-end's retry cannot create twice.
 func idempotencyKey(terminalID, callerKey string) string {
-	if callerKey == "" || len(callerKey) > 200 || !printable(callerKey) {
+	if callerKey == "" {
 		return uuid.NewString()
 	}
 	sum := sha256.Sum256([]byte(terminalID + "\x00" + callerKey))
 	u, _ := uuid.FromBytes(sum[:16])
 	return u.String()
+}
+
+// maxIdempotencyKeyLen is the longest Idempotency-Key an API caller may send: the bound the Bead client
+// keeps for the key it sends and Bead's sandbox enforces, so any key that would do for Bead does here.
+const maxIdempotencyKeyLen = 255
+
+// validIdempotencyKey: 1 to maxIdempotencyKeyLen printable ASCII characters. A key outside that is
+// refused, never replaced: the caller would believe its retries protected while each made a payment.
+func validIdempotencyKey(key string) bool {
+	if key == "" || len(key) > maxIdempotencyKeyLen {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < ' ' || key[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // paymentStatus reads a payment's status from Bead (unless it is already final here) and records it.
@@ -374,11 +393,16 @@ func (s *Server) paymentJSON(p *session.Payment) paymentJSON {
 // API handlers.
 
 func (s *Server) apiCreatePayment(c *fiber.Ctx) error {
+	key := c.Get("Idempotency-Key")
+	if key != "" && !validIdempotencyKey(key) {
+		return &Problem{Status: http.StatusBadRequest, Cause: CauseInvalidRequest, Title: "Invalid Idempotency-Key",
+			Detail: "An Idempotency-Key must be 1 to " + strconv.Itoa(maxIdempotencyKeyLen) + " printable ASCII characters. Nothing was sent to Bead."}
+	}
 	var in paymentInput
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	p, err := s.createPayment(c, sessionOf(c), in, c.Get("Idempotency-Key"))
+	p, err := s.createPayment(c, sessionOf(c), in, key)
 	if err != nil {
 		return err
 	}
