@@ -20,16 +20,19 @@ import (
 
 // keyedBead is Bead's create as the sandbox and bead-api.md have it: a repeated Idempotency-Key gets the
 // first payment back, whatever the body. Its next answers can be scripted: a timeout after the payment
-// was made (the answer lost on the way back), or a 429 before anything is made.
+// was made (the answer lost on the way back), a 2xx after the payment was made whose body this client
+// cannot read, or a 429 before anything is made. It remembers the amount it made each payment with (what
+// the shopper is asked to pay).
 type keyedBead struct {
 	fakeBead
 	byKey   map[string]*bead.CreatedPayment
+	amounts map[string]string // trackingId -> the amount Bead made the payment with
 	made    int
 	calls   int
-	answers []string // "timeout" or "429", taken one per call before the normal answer
+	answers []string // "timeout", "unreadable" or "429", taken one per call before the normal answer
 }
 
-func (f *keyedBead) CreatePayment(_ context.Context, _ string, _ bead.CreatePaymentRequest, key string) (*bead.CreatedPayment, error) {
+func (f *keyedBead) CreatePayment(_ context.Context, _ string, req bead.CreatePaymentRequest, key string) (*bead.CreatedPayment, error) {
 	f.calls++
 	var next string
 	if len(f.answers) > 0 {
@@ -43,9 +46,16 @@ func (f *keyedBead) CreatePayment(_ context.Context, _ string, _ bead.CreatePaym
 		f.made++
 		p = &bead.CreatedPayment{TrackingID: fmt.Sprintf("%032x", f.made), PaymentURLs: []string{"https://pay.example/p"}}
 		f.byKey[key] = p
+		if f.amounts == nil {
+			f.amounts = map[string]string{}
+		}
+		f.amounts[p.TrackingID] = bead.FormatAmount(req.RequestedAmount)
 	}
-	if next == "timeout" {
+	switch next {
+	case "timeout":
 		return nil, &bead.TransportError{Op: "create payment", Timeout: true, Err: context.DeadlineExceeded}
+	case "unreadable":
+		return nil, fmt.Errorf("bead: create payment: %w: paymentUrls: json: cannot unmarshal number", bead.ErrUnexpectedAnswer)
 	}
 	return p, nil
 }
@@ -108,6 +118,15 @@ func (r formReply) fields(t *testing.T) url.Values {
 	form.Find("input").Each(func(_ int, s *goquery.Selection) { v.Set(s.AttrOr("name", ""), s.AttrOr("value", "")) })
 	v.Set("description", form.Find("textarea").Text())
 	return v
+}
+
+// newForm opens /payments/new and fills in an amount and a reference, as a staff member would.
+func (f *formFixture) newForm(t *testing.T, amount, reference string) url.Values {
+	t.Helper()
+	form := f.do(t, "GET", "/payments/new", nil).fields(t)
+	form.Set("amount", amount)
+	form.Set("reference", reference)
+	return form
 }
 
 func (r formReply) text(testID string) string {

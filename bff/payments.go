@@ -177,6 +177,9 @@ func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentIn
 		created, err = s.bead.CreatePayment(ctx, token, req, key)
 		return err
 	})
+	if errors.Is(err, bead.ErrUnexpectedAnswer) {
+		return nil, unreadableCreateAnswer(err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -257,6 +260,18 @@ func validIdempotencyKey(key string) bool {
 		}
 	}
 	return true
+}
+
+// unreadableCreateAnswer is a create that Bead answered with success in a form this client cannot read:
+// the payment may well exist. Its outcome is unknown (no refusal of Bead's behind it, so the form keeps its
+// key and "sent"), and the caller is told to send the same request again. 502: the
+// answer came and cannot be used. The cause is unknown, as the diagnosis and the webhook registration
+// name an unreadable answer; bead_unavailable would say Bead was unreachable or failing, which it was not.
+func unreadableCreateAnswer(err error) *Problem {
+	return &Problem{Status: http.StatusBadGateway, Cause: CauseUnknown, Title: "Bead's answer could not be read",
+		Detail: "Bead answered the create with success, but in a form this server cannot read, so the payment may have been made. " +
+			"Sending the same request again with the same Idempotency-Key is safe: if Bead made the payment you get that one, never a second.",
+		Err: err}
 }
 
 // paymentStatus reads a payment's status from Bead (unless it is already final here) and records it.
@@ -627,8 +642,11 @@ func (s *Server) createPaymentSubmit(c *fiber.Ctx) error {
 		return render(c, http.StatusBadRequest, views.NewPayment(v))
 	}
 	v.Failure = s.createFailure(c, pr, v.Sent != "")
-	s.log.Log(c.UserContext(), slogLevelFor(pr.Status), "payment not created; form shown again",
-		"requestId", requestIDOf(c), "cause", pr.Cause, "status", pr.Status, "incidentId", pr.IncidentID)
+	attrs := []any{"requestId", requestIDOf(c), "cause", pr.Cause, "status", pr.Status, "incidentId", pr.IncidentID}
+	if pr.Err != nil {
+		attrs = append(attrs, "err", pr.Err.Error()) // as errorHandler logs it for the API
+	}
+	s.log.Log(c.UserContext(), slogLevelFor(pr.Status), "payment not created; form shown again", attrs...)
 	setRetryAfter(c, pr.RetryAfter)
 	return render(c, pr.Status, views.NewPayment(v))
 }

@@ -50,6 +50,45 @@ func (r apiReply) wantProblem(t *testing.T, what string, status int, cause strin
 	}
 }
 
+// Regression (defect 2): a 2xx create answer this client cannot read (bead.ErrUnexpectedAnswer, e.g. a
+// paymentUrls shape it does not know) was a 500 page without the form, although Bead had made the
+// payment; the staff member's next form had a new key, and made a second payment. Now it is a 502 whose
+// outcome is unknown: the form keeps its key and "sent", and sent again it lands on the payment Bead
+// made; the API says the payment may exist and to retry under the same Idempotency-Key.
+func TestBreak6UnreadableCreateAnswerKeepsTheFormAndItsKey(t *testing.T) {
+	t.Run("form", func(t *testing.T) {
+		f := newFormFixture(t)
+		form := f.newForm(t, "5.00", "order-91")
+		f.bead.answers = []string{"unreadable"}
+		r := f.do(t, "POST", "/payments", form)
+		if r.status != http.StatusBadGateway || r.doc.Find(`[data-testid="new-payment-form"]`).Length() != 1 {
+			t.Fatalf("unreadable answer: %d, want 502 and the form again", r.status)
+		}
+		again := r.fields(t)
+		if again.Get("formKey") != form.Get("formKey") || again.Get("sent") == "" {
+			t.Errorf("key %q (was %q), sent %q; want the same key and sent", again.Get("formKey"), form.Get("formKey"), again.Get("sent"))
+		}
+		if got := r.text("create-failure-heading"); got != "This server cannot tell whether Bead created the payment." {
+			t.Errorf("heading %q, want it to say the outcome is unknown", got)
+		}
+		if done := f.do(t, "POST", "/payments", again); done.status != http.StatusSeeOther || done.location != fmt.Sprintf("/payments/%032x", 1) || f.bead.made != 1 {
+			t.Errorf("sent again: %d %q, %d payments made; want the payment Bead made and no second", done.status, done.location, f.bead.made)
+		}
+	})
+	t.Run("api", func(t *testing.T) {
+		f := newFormFixture(t)
+		f.bead.answers = []string{"unreadable"}
+		r := f.api(t, "k-unreadable", `{"requestedAmount":"5.00","reference":"order-92"}`)
+		r.wantProblem(t, "unreadable answer", http.StatusBadGateway, CauseUnknown)
+		if d, _ := r.body["detail"].(string); !strings.Contains(d, "may have been made") || !strings.Contains(d, "same Idempotency-Key") {
+			t.Errorf("detail %q, want it to say the payment may exist and to retry with the same Idempotency-Key", d)
+		}
+		if ok := f.api(t, "k-unreadable", `{"requestedAmount":"5.00","reference":"order-92"}`); ok.status != http.StatusCreated || f.bead.made != 1 {
+			t.Errorf("retry: %d, %d payments made; want 201 with the payment Bead made", ok.status, f.bead.made)
+		}
+	})
+}
+
 // Regression (defect 3): an Idempotency-Key of 201 to 255 characters was silently replaced by a fresh
 // one, so each retry made a payment while the caller believed it protected. Now any printable key up to
 // 255 characters is honoured, and a longer or non-printable one is a 400 that never reaches Bead.

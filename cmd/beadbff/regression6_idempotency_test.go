@@ -1,15 +1,80 @@
 package main
 
-// Regressions of the sixth break-it review, end to end: idempotency keys against the sandbox. Each test
-// names the defect it guards against.
+// Regressions of the sixth break-it review, end to end: idempotency keys against the sandbox, with the
+// create's answer spoiled after the sandbox made the payment. Each test names the defect it guards against.
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"beadbff/bff/sandbox"
 )
+
+// spoilingAPI stands between beadbff and the sandbox's payments API and passes every call through, but
+// can spoil the answer to the next create after the sandbox has made the payment: "lose" holds the answer
+// until beadbff gives up (BEAD_TIMEOUT), "unreadable" turns paymentUrls into a shape no client knows.
+type spoilingAPI struct {
+	proxy *httputil.ReverseProxy
+
+	mu      sync.Mutex
+	next    string // what happens to the next create's answer ("" nothing)
+	creates int    // creates that reached Bead
+}
+
+func (s *spoilingAPI) spoilNext(how string) { s.mu.Lock(); s.next = how; s.mu.Unlock() }
+
+func (s *spoilingAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || !strings.EqualFold(r.URL.Path, "/payments/crypto") {
+		s.proxy.ServeHTTP(w, r)
+		return
+	}
+	s.mu.Lock()
+	how := s.next
+	s.next = ""
+	s.creates++
+	s.mu.Unlock()
+	if how == "" {
+		s.proxy.ServeHTTP(w, r)
+		return
+	}
+	made := httptest.NewRecorder()
+	s.proxy.ServeHTTP(made, r.WithContext(context.WithoutCancel(r.Context()))) // the payment is made whatever beadbff does
+	switch how {
+	case "lose":
+		select {
+		case <-r.Context().Done(): // beadbff gave up waiting
+		case <-time.After(10 * time.Second):
+		}
+	case "unreadable":
+		var body map[string]any
+		_ = json.Unmarshal(made.Body.Bytes(), &body)
+		body["paymentUrls"] = 42
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(body)
+	}
+}
+
+// startSpoilingEnv is startEnv with beadbff's payments API behind a spoilingAPI and a 1 s BEAD_TIMEOUT.
+func startSpoilingEnv(t *testing.T, o envOptions) (*env, *spoilingAPI) {
+	t.Helper()
+	spoil := &spoilingAPI{}
+	o.lateVars = func(sandboxURL string, _ *sandbox.Sandbox) map[string]string {
+		u, _ := url.Parse(sandboxURL)
+		spoil.proxy = httputil.NewSingleHostReverseProxy(u)
+		front := httptest.NewServer(spoil)
+		t.Cleanup(front.Close)
+		return map[string]string{"BEAD_API_URL": front.URL, "BEAD_TIMEOUT": "1s", "LOG_LEVEL": "warn"}
+	}
+	return startEnv(t, o), spoil
+}
 
 // keyedCreate creates a payment through the API of the server at base with the session cookie ck.
 func (e *env) keyedCreate(base string, ck *http.Cookie, key, amount, reference string) reply {
@@ -27,6 +92,39 @@ func wantProblemReply(t *testing.T, what string, r reply, status int, cause stri
 		t.Errorf("%s: %d %s %s, want %d problem+json cause %s", what, r.status, r.header.Get("Content-Type"), r.body, status, cause)
 	}
 	return body
+}
+
+// Regression (defect 2): the sandbox made the payment but its answer could not be read; the form was lost
+// to a 500 page, and the next form's new key made a second payment. Now the form comes back (502) with its
+// key, and sent again it lands on the payment made; the API says to retry under the same key.
+func TestBreak6UnreadableCreateAnswerKeepsTheFormEndToEnd(t *testing.T) {
+	e, spoil := startSpoilingEnv(t, envOptions{noRedis: true})
+	staff := e.client()
+	e.login(staff, 0)
+
+	page := e.newPaymentForm(staff)
+	spoil.spoilNext("unreadable")
+	r := e.form(staff, "/payments", withDetails(page, "6.10", "unreadable-form"))
+	if r.status != http.StatusBadGateway {
+		t.Fatalf("unreadable answer to the form: %d, want 502 and the form:\n%.1500s", r.status, r.body)
+	}
+	again := hiddenFields(t, r.body)
+	if again.Get("formKey") != page.Get("formKey") || again.Get("sent") == "" {
+		t.Errorf("form after the unreadable answer: key %q (was %q), sent %q; want the same key and sent", again.Get("formKey"), page.Get("formKey"), again.Get("sent"))
+	}
+	if done := e.form(staff, "/payments", withDetails(again, "6.10", "unreadable-form")); done.status != http.StatusSeeOther || e.stat("paymentsCreated") != 1 {
+		t.Errorf("sent again: %d, %v payments at Bead; want the payment made and no second", done.status, e.stat("paymentsCreated"))
+	}
+
+	ck := e.sessionCookie(staff)
+	spoil.spoilNext("unreadable")
+	body := wantProblemReply(t, "unreadable answer to the API", e.keyedCreate(e.url, ck, "unreadable-api", "6.20", "unreadable-api"), http.StatusBadGateway, "unknown")
+	if d, _ := body["detail"].(string); !strings.Contains(d, "same Idempotency-Key") {
+		t.Errorf("detail %q, want it to say to retry with the same Idempotency-Key", d)
+	}
+	if ok := e.keyedCreate(e.url, ck, "unreadable-api", "6.20", "unreadable-api"); ok.status != http.StatusCreated || e.stat("paymentsCreated") != 2 {
+		t.Errorf("retry: %d, %v payments at Bead; want 201 and one payment for it", ok.status, e.stat("paymentsCreated"))
+	}
 }
 
 // Regression (defect 3): a 201 to 255-character Idempotency-Key was dropped for a fresh one, so a retry
