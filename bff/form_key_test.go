@@ -68,9 +68,19 @@ type formFixture struct {
 
 func newFormFixture(t *testing.T) *formFixture {
 	t.Helper()
-	st, err := session.NewMemory(session.Options{})
+	return newFormFixtureOn(t, nil)
+}
+
+// newFormFixtureOn is newFormFixture with the server's store wrapped by wrap (nil: the memory store itself).
+func newFormFixtureOn(t *testing.T, wrap func(session.Store) session.Store) *formFixture {
+	t.Helper()
+	mem, err := session.NewMemory(session.Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	var st session.Store = mem
+	if wrap != nil {
+		st = wrap(mem)
 	}
 	f := &formFixture{bead: &keyedBead{byKey: map[string]*bead.CreatedPayment{}}}
 	f.srv = terminalServer(t, st, f.bead, nil)
@@ -129,6 +139,21 @@ func (f *formFixture) newForm(t *testing.T, amount, reference string) url.Values
 	return form
 }
 
+// wantRefusedBeforeBead sends form and checks that it is refused with 409 and a form error saying want,
+// with no call to Bead.
+func (f *formFixture) wantRefusedBeforeBead(t *testing.T, what string, form url.Values, want string) formReply {
+	t.Helper()
+	calls := f.bead.calls
+	r := f.do(t, "POST", "/payments", form)
+	if r.status != http.StatusConflict || !strings.Contains(r.text("form-error"), want) {
+		t.Errorf("%s: %d %q, want 409 and a form error saying %q", what, r.status, r.text("form-error"), want)
+	}
+	if f.bead.calls != calls {
+		t.Errorf("%s: %d calls to Bead, want none", what, f.bead.calls-calls)
+	}
+	return r
+}
+
 func (r formReply) text(testID string) string {
 	return strings.TrimSpace(r.doc.Find(`[data-testid="` + testID + `"]`).Text())
 }
@@ -176,14 +201,7 @@ func TestFormKeyKeptWhileTheOutcomeIsUnknown(t *testing.T) {
 		f.bead.answers = []string{"timeout"}
 		again := f.do(t, "POST", "/payments", form).fields(t)
 		again.Set("amount", "13.00") // the staff member changes the amount before sending it again
-		calls := f.bead.calls
-		refused := f.do(t, "POST", "/payments", again)
-		if refused.status != http.StatusConflict || !strings.Contains(refused.text("form-error"), "cannot tell whether Bead created that payment") {
-			t.Errorf("edited after a timeout: %d %q, want 409 and a form error", refused.status, refused.text("form-error"))
-		}
-		if f.bead.calls != calls {
-			t.Errorf("%d calls to Bead for the edited form, want none", f.bead.calls-calls)
-		}
+		refused := f.wantRefusedBeforeBead(t, "edited after a timeout", again, "cannot tell whether Bead created that payment")
 		restored := refused.fields(t)
 		if restored.Get("amount") != "12.50" || restored.Get("reference") != "order-78" || restored.Get("description") != "Two coffees" ||
 			restored.Get("formKey") != form.Get("formKey") {

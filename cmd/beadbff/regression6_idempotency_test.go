@@ -31,6 +31,8 @@ type spoilingAPI struct {
 
 func (s *spoilingAPI) spoilNext(how string) { s.mu.Lock(); s.next = how; s.mu.Unlock() }
 
+func (s *spoilingAPI) createCount() int { s.mu.Lock(); defer s.mu.Unlock(); return s.creates }
+
 func (s *spoilingAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost || !strings.EqualFold(r.URL.Path, "/payments/crypto") {
 		s.proxy.ServeHTTP(w, r)
@@ -92,6 +94,53 @@ func wantProblemReply(t *testing.T, what string, r reply, status int, cause stri
 		t.Errorf("%s: %d %s %s, want %d problem+json cause %s", what, r.status, r.header.Get("Content-Type"), r.body, status, cause)
 	}
 	return body
+}
+
+// Regression (defect 1): after a create's answer was lost (the sandbox made the payment for 12.50), the
+// same Idempotency-Key with another amount, or the page first sent with the form's key edited, got the
+// 12.50 payment recorded with the new details. The key's claim lives in Redis, so the other details are
+// refused with 409 by any server behind it before Bead is asked, and the first details get the payment
+// Bead made.
+func TestBreak6KeyReusedAfterALostAnswerIsRefusedOnEveryServer(t *testing.T) {
+	a, spoil := startSpoilingEnv(t, envOptions{})
+	b := a.replica(t, nil)
+	staff := a.client()
+	a.login(staff, 0)
+	ck := a.sessionCookie(staff)
+
+	spoil.spoilNext("lose")
+	if r := a.keyedCreate(a.url, ck, "order-2001-try", "12.50", "order-2001"); r.status != http.StatusGatewayTimeout {
+		t.Fatalf("create whose answer is lost: %d %s, want 504", r.status, r.body)
+	}
+	creates := spoil.createCount()
+	body := wantProblemReply(t, "the key with another amount, on the other server", b.keyedCreate(b.url, ck, "order-2001-try", "99.00", "order-2001"),
+		http.StatusConflict, "invalid_request")
+	if body["title"] != "Idempotency-Key already used" || spoil.createCount() != creates {
+		t.Errorf("title %v, %d creates sent to Bead; want the Idempotency-Key 409 and none", body["title"], spoil.createCount()-creates)
+	}
+	ok := b.keyedCreate(b.url, ck, "order-2001-try", "12.50", "order-2001")
+	if ok.status != http.StatusCreated || ok.json(t)["requestedAmount"] != "12.50" || a.stat("paymentsCreated") != 1 {
+		t.Fatalf("the first details again: %d %s, %v payments at Bead; want 201 with the one payment", ok.status, ok.body, a.stat("paymentsCreated"))
+	}
+
+	// The form: the first-rendered page (its key, no "sent"), edited after a lost answer.
+	page := a.newPaymentForm(staff)
+	spoil.spoilNext("lose")
+	if r := a.form(staff, "/payments", withDetails(page, "12.50", "order-2002")); r.status != http.StatusGatewayTimeout {
+		t.Fatalf("form whose answer is lost: %d, want 504", r.status)
+	}
+	creates = spoil.createCount()
+	refused := b.form(staff, "/payments", withDetails(page, "13.00", "order-2002"))
+	if refused.status != http.StatusConflict || !strings.Contains(string(refused.body), "already sent with other details") || spoil.createCount() != creates {
+		t.Fatalf("the first page edited, on the other server: %d, %d creates sent; want 409 and none:\n%.1500s", refused.status, spoil.createCount()-creates, refused.body)
+	}
+	again := hiddenFields(t, refused.body)
+	if again.Get("formKey") == page.Get("formKey") || again.Get("sent") != "" {
+		t.Errorf("form after the refusal: key %q (was %q), sent %q; want a new key", again.Get("formKey"), page.Get("formKey"), again.Get("sent"))
+	}
+	if r := b.form(staff, "/payments", withDetails(again, "13.00", "order-2002")); r.status != http.StatusSeeOther || a.stat("paymentsCreated") != 3 {
+		t.Errorf("sent with its new key: %d, %v payments at Bead; want the 13.00 payment made", r.status, a.stat("paymentsCreated"))
+	}
 }
 
 // Regression (defect 2): the sandbox made the payment but its answer could not be read; the form was lost
