@@ -20,16 +20,19 @@ import (
 
 // keyedBead is Bead's create as the sandbox and bead-api.md have it: a repeated Idempotency-Key gets the
 // first payment back, whatever the body. Its next answers can be scripted: a timeout after the payment
-// was made (the answer lost on the way back), or a 429 before anything is made.
+// was made (the answer lost on the way back), a 2xx after the payment was made whose body this client
+// cannot read, or a 429 before anything is made. It remembers the amount it made each payment with (what
+// the shopper is asked to pay).
 type keyedBead struct {
 	fakeBead
 	byKey   map[string]*bead.CreatedPayment
+	amounts map[string]string // trackingId -> the amount Bead made the payment with
 	made    int
 	calls   int
-	answers []string // "timeout" or "429", taken one per call before the normal answer
+	answers []string // "timeout", "unreadable" or "429", taken one per call before the normal answer
 }
 
-func (f *keyedBead) CreatePayment(_ context.Context, _ string, _ bead.CreatePaymentRequest, key string) (*bead.CreatedPayment, error) {
+func (f *keyedBead) CreatePayment(_ context.Context, _ string, req bead.CreatePaymentRequest, key string) (*bead.CreatedPayment, error) {
 	f.calls++
 	var next string
 	if len(f.answers) > 0 {
@@ -43,9 +46,16 @@ func (f *keyedBead) CreatePayment(_ context.Context, _ string, _ bead.CreatePaym
 		f.made++
 		p = &bead.CreatedPayment{TrackingID: fmt.Sprintf("%032x", f.made), PaymentURLs: []string{"https://pay.example/p"}}
 		f.byKey[key] = p
+		if f.amounts == nil {
+			f.amounts = map[string]string{}
+		}
+		f.amounts[p.TrackingID] = bead.FormatAmount(req.RequestedAmount)
 	}
-	if next == "timeout" {
+	switch next {
+	case "timeout":
 		return nil, &bead.TransportError{Op: "create payment", Timeout: true, Err: context.DeadlineExceeded}
+	case "unreadable":
+		return nil, fmt.Errorf("bead: create payment: %w: paymentUrls: json: cannot unmarshal number", bead.ErrUnexpectedAnswer)
 	}
 	return p, nil
 }
@@ -58,9 +68,19 @@ type formFixture struct {
 
 func newFormFixture(t *testing.T) *formFixture {
 	t.Helper()
-	st, err := session.NewMemory(session.Options{})
+	return newFormFixtureOn(t, nil)
+}
+
+// newFormFixtureOn is newFormFixture with the server's store wrapped by wrap (nil: the memory store itself).
+func newFormFixtureOn(t *testing.T, wrap func(session.Store) session.Store) *formFixture {
+	t.Helper()
+	mem, err := session.NewMemory(session.Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	var st session.Store = mem
+	if wrap != nil {
+		st = wrap(mem)
 	}
 	f := &formFixture{bead: &keyedBead{byKey: map[string]*bead.CreatedPayment{}}}
 	f.srv = terminalServer(t, st, f.bead, nil)
@@ -110,6 +130,30 @@ func (r formReply) fields(t *testing.T) url.Values {
 	return v
 }
 
+// newForm opens /payments/new and fills in an amount and a reference, as a staff member would.
+func (f *formFixture) newForm(t *testing.T, amount, reference string) url.Values {
+	t.Helper()
+	form := f.do(t, "GET", "/payments/new", nil).fields(t)
+	form.Set("amount", amount)
+	form.Set("reference", reference)
+	return form
+}
+
+// wantRefusedBeforeBead sends form and checks that it is refused with 409 and a form error saying want,
+// with no call to Bead.
+func (f *formFixture) wantRefusedBeforeBead(t *testing.T, what string, form url.Values, want string) formReply {
+	t.Helper()
+	calls := f.bead.calls
+	r := f.do(t, "POST", "/payments", form)
+	if r.status != http.StatusConflict || !strings.Contains(r.text("form-error"), want) {
+		t.Errorf("%s: %d %q, want 409 and a form error saying %q", what, r.status, r.text("form-error"), want)
+	}
+	if f.bead.calls != calls {
+		t.Errorf("%s: %d calls to Bead, want none", what, f.bead.calls-calls)
+	}
+	return r
+}
+
 func (r formReply) text(testID string) string {
 	return strings.TrimSpace(r.doc.Find(`[data-testid="` + testID + `"]`).Text())
 }
@@ -157,14 +201,7 @@ func TestFormKeyKeptWhileTheOutcomeIsUnknown(t *testing.T) {
 		f.bead.answers = []string{"timeout"}
 		again := f.do(t, "POST", "/payments", form).fields(t)
 		again.Set("amount", "13.00") // the staff member changes the amount before sending it again
-		calls := f.bead.calls
-		refused := f.do(t, "POST", "/payments", again)
-		if refused.status != http.StatusConflict || !strings.Contains(refused.text("form-error"), "cannot tell whether Bead created that payment") {
-			t.Errorf("edited after a timeout: %d %q, want 409 and a form error", refused.status, refused.text("form-error"))
-		}
-		if f.bead.calls != calls {
-			t.Errorf("%d calls to Bead for the edited form, want none", f.bead.calls-calls)
-		}
+		refused := f.wantRefusedBeforeBead(t, "edited after a timeout", again, "cannot tell whether Bead created that payment")
 		restored := refused.fields(t)
 		if restored.Get("amount") != "12.50" || restored.Get("reference") != "order-78" || restored.Get("description") != "Two coffees" ||
 			restored.Get("formKey") != form.Get("formKey") {

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -159,7 +161,7 @@ func sentence(s string) string {
 // createPayment validates, asks Bead for the payment (refresh-and-retry included, with one
 // Idempotency-Key for both tries) and records it for the dashboard and the checkout page. callerKey is
 // the caller's own idempotency key (the API's Idempotency-Key header, the form's formKey; "" for none):
-// the same key from the same terminal gets the same payment back.
+// the same key from the same terminal gets the same payment back, and only for the same details.
 func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentInput, callerKey string) (*session.Payment, error) {
 	req, err := validatePayment(in, sess)
 	if p, ok := asProblem(err); ok && p.Cause == CauseTerminalMismatch {
@@ -170,6 +172,14 @@ func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentIn
 		return nil, err
 	}
 	key := idempotencyKey(sess.TerminalID, callerKey)
+	var claim *keyClaim
+	if callerKey != "" {
+		// Without a caller's key the key is fresh and random: no one can send it again, so there is
+		// nothing to bind, and the create costs no store writes for it.
+		if claim, err = s.claimKey(c, sess.TerminalID, key, req); err != nil {
+			return nil, err
+		}
+	}
 	var created *bead.CreatedPayment
 	err = s.withBead(c, sess, "create payment", func(ctx context.Context, token string) error {
 		var err error
@@ -177,6 +187,12 @@ func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentIn
 		return err
 	})
 	if err != nil {
+		if pr, ok := asProblem(err); ok && claim != nil && claim.first && paymentSurelyNotMade(pr) {
+			s.releaseKey(c, claim)
+		}
+		if errors.Is(err, bead.ErrUnexpectedAnswer) {
+			return nil, unreadableCreateAnswer(err)
+		}
 		return nil, err
 	}
 	now := s.now()
@@ -188,7 +204,7 @@ func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentIn
 		MerchantID:  sess.MerchantID,
 		PaymentURL:  created.PaymentURL(),
 		Amount:      bead.FormatAmount(req.RequestedAmount),
-		Currency:    "USD",
+		Currency:    paymentCurrency,
 		Reference:   req.Reference,
 		Description: req.Description,
 		StatusCode:  string(bead.StatusCreated),
@@ -202,26 +218,43 @@ func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentIn
 		return nil, storeUnavailable(err)
 	}
 	s.payments.put(stored)
-	if !added {
-		// A retry with the caller's Idempotency-Key: Bead answered with the first payment, and so do we,
-		// unless the retry asked for something else under the same key.
-		if !decimalEqual(stored.Amount, req.RequestedAmount) || stored.Reference != req.Reference || stored.Description != req.Description {
-			return nil, &Problem{Status: http.StatusConflict, Cause: CauseInvalidRequest, Title: "Idempotency-Key already used",
-				Detail: "This Idempotency-Key was used for a different payment (another amount, reference or description). Use a new key for a new payment.",
-				Err:    &keyUsedError{first: stored}}
-		}
-		return stored, nil
+	// A retry with the caller's key: Bead answered with the first payment, and so do we, unless the retry
+	// asked for something else under the same key. The claim refuses that before Bead is asked; this
+	// catches it once the claim has expired, for as long as the record is kept.
+	if !added && (!decimalEqual(stored.Amount, req.RequestedAmount) || stored.Reference != req.Reference || stored.Description != req.Description) {
+		return nil, keyUsedProblem(stored)
 	}
-	s.log.Info("payment created", "requestId", requestIDOf(c), "terminalId", p.TerminalID, "trackingId", p.TrackingID, "amount", p.Amount)
+	if claim != nil && claim.trackingID == "" {
+		s.settleKey(c, claim, stored.TrackingID)
+	}
+	if added {
+		s.log.Info("payment created", "requestId", requestIDOf(c), "terminalId", p.TerminalID, "trackingId", p.TrackingID, "amount", p.Amount)
+	}
 	return stored, nil
 }
 
-// keyUsedError is a create whose idempotency key already made another payment (first), for the form to
-// name it.
+// paymentCurrency is the currency of every payment: Bead takes none in the create (the terminal's
+// settlement currency is implied, USD; see bead-api.md).
+const paymentCurrency = "USD"
+
+// keyUsedError is a create whose idempotency key was first sent with other details; first is the payment
+// it made, for the form to name, or nil when that is not known (the first answer was lost, or is still
+// on its way).
 type keyUsedError struct{ first *session.Payment }
 
 func (e *keyUsedError) Error() string {
+	if e.first == nil {
+		return "bff: idempotency key already sent with other details"
+	}
 	return "bff: idempotency key already used by payment " + e.first.TrackingID
+}
+
+// keyUsedProblem is the 409 of an idempotency key sent again with other details; first is what the key
+// made, if known.
+func keyUsedProblem(first *session.Payment) *Problem {
+	return &Problem{Status: http.StatusConflict, Cause: CauseInvalidRequest, Title: "Idempotency-Key already used",
+		Detail: "This Idempotency-Key was used for a different payment (another amount, reference, description, redirect URL or customer). Use a new key for a new payment.",
+		Err:    &keyUsedError{first: first}}
 }
 
 func decimalEqual(stored string, d decimal.Decimal) bool {
@@ -232,12 +265,113 @@ func decimalEqual(stored string, d decimal.Decimal) bool {
 // idempotencyKey is the key sent to Bead: a fresh one per create, or, when the caller sent its own
 // Idempotency-Key, one derived from it and the terminal, so a front-end's retry cannot create twice.
 func idempotencyKey(terminalID, callerKey string) string {
-	if callerKey == "" || len(callerKey) > 200 || !printable(callerKey) {
+	if callerKey == "" {
 		return uuid.NewString()
 	}
 	sum := sha256.Sum256([]byte(terminalID + "\x00" + callerKey))
 	u, _ := uuid.FromBytes(sum[:16])
 	return u.String()
+}
+
+// maxIdempotencyKeyLen is the longest Idempotency-Key an API caller may send: the bound the Bead client
+// keeps for the key it sends and Bead's sandbox enforces, so any key that would do for Bead does here.
+const maxIdempotencyKeyLen = 255
+
+// validIdempotencyKey: 1 to maxIdempotencyKeyLen printable ASCII characters. A key outside that is
+// refused, never replaced: the caller would believe its retries protected while each made a payment.
+func validIdempotencyKey(key string) bool {
+	if key == "" || len(key) > maxIdempotencyKeyLen {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < ' ' || key[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// Binding a caller's idempotency key to its request. Bead answers a key it has seen with the payment it
+// made first, whatever the body; after a lost answer nothing is recorded here, so a key sent again with
+// other details (another body under the same Idempotency-Key, a form page from before the lost answer)
+// would get that payment recorded with the new details, while the shopper is asked for the old amount.
+// So the key is claimed for the request's fingerprint before Bead is asked, and another fingerprint is
+// refused (409) without asking. The claim is released when Bead's refusal proves that no payment was
+// made (so the key may be sent again with corrected details), and only by the attempt that claimed it:
+// a retry under a claim that an earlier attempt with an unknown outcome made must not free it.
+
+// idempotencyClaimTTL is how long a key stays bound. bead-api.md documents no window for Bead's memory
+// of a key (the sandbox keeps every key for its lifetime); a day outlasts any retry of a lost answer,
+// and after it a key reused for a recorded payment is still caught by createPayment's comparison with
+// the record (kept for PaymentTTL).
+const idempotencyClaimTTL = 24 * time.Hour
+
+// keyClaim is a caller's key bound to one request's details.
+type keyClaim struct {
+	terminalID, key, fingerprint string
+	first                        bool   // this request bound the key
+	trackingID                   string // the payment the key made, if known
+}
+
+// requestFingerprint is what a key is bound to: a SHA-256 over everything the create asks Bead for, in
+// one canonical form (the amount with two decimals, so 12.5 and 12.50 are one request). Only the hash
+// is stored: references and descriptions are the merchant's business.
+func requestFingerprint(req bead.CreatePaymentRequest) string {
+	canonical, _ := json.Marshal(struct {
+		Amount, Currency, Reference, Description, RedirectURL string
+		Customer                                              *bead.Customer
+		WebhookURLs                                           []string
+	}{req.RequestedAmount.StringFixed(2), paymentCurrency, req.Reference, req.Description, req.RedirectURL, req.Customer, req.WebhookURLs})
+	sum := sha256.Sum256(canonical)
+	return hex.EncodeToString(sum[:])
+}
+
+// claimKey binds key to req's details, or refuses the create: 409 when the key was first sent with other
+// details, 503 when the store cannot say (nothing has been sent to Bead either way).
+func (s *Server) claimKey(c *fiber.Ctx, terminalID, key string, req bead.CreatePaymentRequest) (*keyClaim, error) {
+	fp := requestFingerprint(req)
+	stored, first, err := s.store.ClaimIdempotencyKey(c.UserContext(), terminalID, key, fp, idempotencyClaimTTL)
+	if err != nil {
+		return nil, storeUnavailable(err)
+	}
+	if stored.Fingerprint != fp {
+		var made *session.Payment
+		if stored.TrackingID != "" {
+			made, _ = s.store.GetPayment(c.UserContext(), terminalID, stored.TrackingID) // nil if gone: still refused
+		}
+		s.log.Info("idempotency key sent again with other details; refused before Bead", "requestId", requestIDOf(c),
+			"terminalId", terminalID, "trackingId", stored.TrackingID)
+		return nil, keyUsedProblem(made)
+	}
+	return &keyClaim{terminalID: terminalID, key: key, fingerprint: fp, first: first, trackingID: stored.TrackingID}, nil
+}
+
+// releaseKey frees a claim whose create Bead surely refused. If that fails, the key stays bound to these
+// details until the claim expires: a caller that corrects them must use a new key, and nothing is made twice.
+func (s *Server) releaseKey(c *fiber.Ctx, claim *keyClaim) {
+	if err := s.store.ReleaseIdempotencyKey(c.UserContext(), claim.terminalID, claim.key, claim.fingerprint); err != nil {
+		s.log.Warn("idempotency key not released", "requestId", requestIDOf(c), "err", err)
+	}
+}
+
+// settleKey records the payment a claimed key made. If that fails, the key stays bound to its details all
+// the same; a later conflict only cannot name the payment.
+func (s *Server) settleKey(c *fiber.Ctx, claim *keyClaim, trackingID string) {
+	if err := s.store.SettleIdempotencyKey(c.UserContext(), claim.terminalID, claim.key, claim.fingerprint, trackingID, idempotencyClaimTTL); err != nil {
+		s.log.Warn("idempotency key not settled", "requestId", requestIDOf(c), "trackingId", trackingID, "err", err)
+	}
+}
+
+// unreadableCreateAnswer is a create that Bead answered with success in a form this client cannot read:
+// the payment may well exist. Its outcome is unknown (no refusal of Bead's behind it, so the form keeps its
+// key and "sent", and the claim stays), and the caller is told to send the same request again. 502: the
+// answer came and cannot be used. The cause is unknown, as the diagnosis and the webhook registration
+// name an unreadable answer; bead_unavailable would say Bead was unreachable or failing, which it was not.
+func unreadableCreateAnswer(err error) *Problem {
+	return &Problem{Status: http.StatusBadGateway, Cause: CauseUnknown, Title: "Bead's answer could not be read",
+		Detail: "Bead answered the create with success, but in a form this server cannot read, so the payment may have been made. " +
+			"Sending the same request again with the same Idempotency-Key is safe: if Bead made the payment you get that one, never a second.",
+		Err: err}
 }
 
 // paymentStatus reads a payment's status from Bead (unless it is already final here) and records it.
@@ -374,11 +508,16 @@ func (s *Server) paymentJSON(p *session.Payment) paymentJSON {
 // API handlers.
 
 func (s *Server) apiCreatePayment(c *fiber.Ctx) error {
+	key := c.Get("Idempotency-Key")
+	if key != "" && !validIdempotencyKey(key) {
+		return &Problem{Status: http.StatusBadRequest, Cause: CauseInvalidRequest, Title: "Invalid Idempotency-Key",
+			Detail: "An Idempotency-Key must be 1 to " + strconv.Itoa(maxIdempotencyKeyLen) + " printable ASCII characters. Nothing was sent to Bead."}
+	}
 	var in paymentInput
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	p, err := s.createPayment(c, sessionOf(c), in, c.Get("Idempotency-Key"))
+	p, err := s.createPayment(c, sessionOf(c), in, key)
 	if err != nil {
 		return err
 	}
@@ -454,8 +593,10 @@ func (s *Server) newPaymentPage(c *fiber.Ctx) error {
 //     would answer with the first payment under the old key and this server would record it with the
 //     new details), and the form shows the details sent, which are the only ones this key may carry.
 //     Once an attempt's outcome was unknown, the key stays for that form whatever later attempts say.
-//   - the key already made a payment with other details (a form sent again after an edit, without
-//     "sent" to catch it): the form names that payment and gets a new key.
+//   - the key was already sent with other details, and the page had no "sent" to catch it (a form sent
+//     again after an edit, or an earlier copy of the page, after Back or a restored session, which has
+//     the key but not "sent"): the key's claim refuses it before Bead is asked (claimKey), and the form
+//     names the payment the key made, when that is known, and gets a new key.
 //
 // A formKey that is not one of ours (not randomToken's 43 characters) is refused with a form error and a
 // new key, rather than replaced silently: the form's protection would be off without anyone knowing, and
@@ -577,9 +718,15 @@ func (s *Server) createPaymentSubmit(c *fiber.Ctx) error {
 	var used *keyUsedError
 	if errors.As(pr.Err, &used) {
 		v.FormKey, v.Sent = randomToken(), ""
-		v.Errors[""] = "This form already created a payment of " + used.first.Amount + " " + used.first.Currency +
-			" (reference " + used.first.Reference + "), listed under Payments; nothing new was created. " +
-			"To create another payment with the details below, send the form again."
+		if used.first != nil {
+			v.Errors[""] = "This form already created a payment of " + used.first.Amount + " " + used.first.Currency +
+				" (reference " + used.first.Reference + "), listed under Payments; nothing new was created. " +
+				"To create another payment with the details below, send the form again."
+		} else {
+			v.Errors[""] = "This form was already sent with other details (perhaps from an earlier copy of this page, before going Back), " +
+				"and this server cannot tell whether Bead created that payment, so it was not sent with these: Bead would answer with " +
+				"that payment. Nothing was sent this time. To create a payment with the details below, send the form again."
+		}
 		return render(c, http.StatusConflict, views.NewPayment(v))
 	}
 	if pr.Cause == CauseInvalidRequest && pr.Incident == nil {
@@ -603,8 +750,11 @@ func (s *Server) createPaymentSubmit(c *fiber.Ctx) error {
 		return render(c, http.StatusBadRequest, views.NewPayment(v))
 	}
 	v.Failure = s.createFailure(c, pr, v.Sent != "")
-	s.log.Log(c.UserContext(), slogLevelFor(pr.Status), "payment not created; form shown again",
-		"requestId", requestIDOf(c), "cause", pr.Cause, "status", pr.Status, "incidentId", pr.IncidentID)
+	attrs := []any{"requestId", requestIDOf(c), "cause", pr.Cause, "status", pr.Status, "incidentId", pr.IncidentID}
+	if pr.Err != nil {
+		attrs = append(attrs, "err", pr.Err.Error()) // as errorHandler logs it for the API
+	}
+	s.log.Log(c.UserContext(), slogLevelFor(pr.Status), "payment not created; form shown again", attrs...)
 	setRetryAfter(c, pr.RetryAfter)
 	return render(c, pr.Status, views.NewPayment(v))
 }

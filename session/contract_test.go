@@ -810,6 +810,113 @@ var contractCases = []contractCase{
 		}
 	}},
 
+	{"idempotency key: the first claim binds it; every later one is told that binding", func(t *testing.T, h *harness) {
+		st := h.open(t, Options{})
+		ctx := context.Background()
+		claim := func(terminal, key, fp string) (IdempotencyClaim, bool) {
+			t.Helper()
+			got, first, err := st.ClaimIdempotencyKey(ctx, terminal, key, fp, time.Hour)
+			if err != nil {
+				t.Fatalf("ClaimIdempotencyKey(%s, %s, %s): %v", terminal, key, fp, err)
+			}
+			return got, first
+		}
+		if got, first := claim("term-1", "key-1", "fp-12.50"); !first || got.Fingerprint != "fp-12.50" {
+			t.Errorf("first claim = %+v, %v; want it bound to fp-12.50 by this call", got, first)
+		}
+		for _, fp := range []string{"fp-12.50", "fp-99.00"} {
+			if got, first := claim("term-1", "key-1", fp); first || got != (IdempotencyClaim{Fingerprint: "fp-12.50"}) {
+				t.Errorf("claim again with %s = %+v, %v; want the first binding, not this call's", fp, got, first)
+			}
+		}
+		// Keys are per terminal, and ids are escaped: ("a:b", "c") and ("a", "b:c") are two keys.
+		for _, tc := range []struct{ terminal, key string }{{"term-2", "key-1"}, {"a:b", "c"}, {"a", "b:c"}, {"a}", "{b"}} {
+			if got, first := claim(tc.terminal, tc.key, "fp-other"); !first || got.Fingerprint != "fp-other" {
+				t.Errorf("claim of (%q, %q) = %+v, %v; want a binding of its own", tc.terminal, tc.key, got, first)
+			}
+		}
+		for _, bad := range [][3]string{{"", "k", "fp"}, {"t", "", "fp"}, {"t", "k", ""}} {
+			if _, _, err := st.ClaimIdempotencyKey(ctx, bad[0], bad[1], bad[2], time.Hour); err == nil || errors.Is(err, ErrUnavailable) {
+				t.Errorf("ClaimIdempotencyKey(%q) = %v, want a plain refusal", bad, err)
+			}
+		}
+		if _, _, err := st.ClaimIdempotencyKey(ctx, "t", "k", "fp", 0); err == nil {
+			t.Error("a claim without a ttl (kept forever in Redis) was taken")
+		}
+	}},
+
+	{"idempotency key: a claim is one key of its terminal, holding only what it was given, for its ttl", func(t *testing.T, h *harness) {
+		st := h.open(t, Options{})
+		ctx := context.Background()
+		if _, _, err := st.ClaimIdempotencyKey(ctx, "term-1", "key-1", "fp-1", time.Second); err != nil {
+			t.Fatal(err)
+		}
+		name := h.prefix + "idem:{term-1}:key-1"
+		raw, ok := h.rawGet(t, name)
+		if !ok || string(raw) != `{"fp":"fp-1"}` {
+			t.Fatalf("raw claim under %s = %q, %v; want only the fingerprint, under the terminal's hash tag", name, raw, ok)
+		}
+		if ttl := h.ttl(t, name); ttl <= 0 || ttl > time.Second {
+			t.Errorf("claim ttl %v, want at most the 1s asked for", ttl)
+		}
+		h.elapse(time.Second + 100*time.Millisecond)
+		if got, first, err := st.ClaimIdempotencyKey(ctx, "term-1", "key-1", "fp-2", time.Hour); err != nil || !first || got.Fingerprint != "fp-2" {
+			t.Errorf("claim after the ttl = %+v, %v, %v; want the key free again", got, first, err)
+		}
+	}},
+
+	{"idempotency key: release frees only an unsettled claim of its fingerprint; settle records the payment", func(t *testing.T, h *harness) {
+		st := h.open(t, Options{})
+		ctx := context.Background()
+		claim := func(fp string) (IdempotencyClaim, bool) {
+			t.Helper()
+			got, first, err := st.ClaimIdempotencyKey(ctx, "term-1", "key-1", fp, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got, first
+		}
+		release := func(fp string) {
+			t.Helper()
+			if err := st.ReleaseIdempotencyKey(ctx, "term-1", "key-1", fp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		claim("fp-1")
+		release("fp-2") // another request's refusal must not free this one's key
+		if got, first := claim("fp-2"); first || got.Fingerprint != "fp-1" {
+			t.Fatalf("after another fingerprint's release: %+v, %v; want fp-1 still bound", got, first)
+		}
+		release("fp-1")
+		if got, first := claim("fp-2"); !first || got.Fingerprint != "fp-2" {
+			t.Fatalf("after its own release: %+v, %v; want the key free for fp-2", got, first)
+		}
+		if err := st.SettleIdempotencyKey(ctx, "term-1", "key-1", "fp-2", "trk-1", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		release("fp-2") // a key that made a payment is never freed
+		if got, first := claim("fp-3"); first || got != (IdempotencyClaim{Fingerprint: "fp-2", TrackingID: "trk-1"}) {
+			t.Errorf("settled claim = %+v, %v; want fp-2 with trk-1, kept by the release", got, first)
+		}
+		// Settling under another fingerprint changes nothing.
+		if err := st.SettleIdempotencyKey(ctx, "term-1", "key-1", "fp-3", "trk-9", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := claim("fp-3"); got != (IdempotencyClaim{Fingerprint: "fp-2", TrackingID: "trk-1"}) {
+			t.Errorf("after another fingerprint's settle: %+v, want fp-2 with trk-1", got)
+		}
+		// A claim released by a concurrent attempt's refusal is made again when the key did make a payment.
+		if err := st.SettleIdempotencyKey(ctx, "term-1", "key-2", "fp-4", "trk-2", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, _ := st.ClaimIdempotencyKey(ctx, "term-1", "key-2", "fp-5", time.Hour); got != (IdempotencyClaim{Fingerprint: "fp-4", TrackingID: "trk-2"}) {
+			t.Errorf("settle of a released key left %+v, want it bound to fp-4 and trk-2", got)
+		}
+		if err := st.SettleIdempotencyKey(ctx, "term-1", "key-2", "fp-4", "", time.Hour); err == nil {
+			t.Error("settle without a tracking id was accepted")
+		}
+	}},
+
 	{"incidents are found only by the session that met them", func(t *testing.T, h *harness) {
 		st := h.open(t, Options{})
 		ctx := context.Background()
@@ -1082,6 +1189,12 @@ var contractCases = []contractCase{
 			"GetPayment":        second(st.GetPayment(ctx, "term-1", "trk-1")),
 			"ListPayments":      second(st.ListPayments(ctx, "term-1", 0)),
 			"PaymentByCheckout": second(st.PaymentByCheckout(ctx, "co-1")),
+			"ClaimIdempotencyKey": func() error {
+				_, _, err := st.ClaimIdempotencyKey(ctx, "term-1", "key-1", "fp", time.Hour)
+				return err
+			}(),
+			"SettleIdempotencyKey":  st.SettleIdempotencyKey(ctx, "term-1", "key-1", "fp", "trk-1", time.Hour),
+			"ReleaseIdempotencyKey": st.ReleaseIdempotencyKey(ctx, "term-1", "key-1", "fp"),
 		}
 		for name, err := range calls {
 			wantErrIs(t, name, err, ErrUnavailable, context.Canceled)
