@@ -257,3 +257,18 @@ func TestBreak6APIIdempotencyKeyIsHonouredUpTo255AndOtherwiseRefused(t *testing.
 		t.Error("validIdempotencyKey: the empty key must be none, and a key with spaces and punctuation valid")
 	}
 }
+
+// Checked by a break-it review: a forged "sent" field carrying markup is refused (409), shown escaped,
+// never a 500, and nothing reaches Bead.
+func TestBreak6ForgedSentIsEscapedAndRefused(t *testing.T) {
+	f := newFormFixture(t)
+	form := f.do(t, "GET", "/payments/new", nil).fields(t)
+	form.Set("amount", "1.00")
+	form.Set("reference", "x")
+	form.Set("sent", `amount=%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E&reference=%3Cimg+src%3Dx%3E`)
+	r := f.do(t, "POST", "/payments", form)
+	html, _ := r.doc.Html()
+	if r.status != http.StatusConflict || strings.Contains(html, "<script>alert(1)") || strings.Contains(html, "<img src=x>") || f.bead.calls != 0 {
+		t.Errorf("forged sent: %d, Bead calls %d, markup unescaped: %v", r.status, f.bead.calls, strings.Contains(html, "<script>alert"))
+	}
+}

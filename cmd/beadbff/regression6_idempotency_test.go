@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -196,3 +197,54 @@ func TestBreak6LongIdempotencyKeyEndToEnd(t *testing.T) {
 		t.Errorf("%v calls to Bead for a refused key, want none", n)
 	}
 }
+
+// formOn posts a form to base+path with a session cookie, as the page of that server would.
+func formOn(t *testing.T, base, path string, ck *http.Cookie, body string) reply {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", base)
+	req.Header.Set("Cookie", ck.Name+"="+ck.Value)
+	c := &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// Checked by a break-it review: one form sent at once to two beadbff processes behind one Redis is one
+// payment, and both submits land on its page.
+func TestBreak6FormDoubleSubmitOnTwoServersIsOnePayment(t *testing.T) {
+	a := startEnv(t, envOptions{vars: map[string]string{"LOG_LEVEL": "warn"}})
+	b := a.replica(t, nil)
+	ck := a.loginOn(a, 0)
+	app := a.client()
+	a.login(app, 0)
+	page := a.do(&http.Client{}, "GET", a.url+"/payments/new", nil, map[string]string{"Cookie": ck.Name + "=" + ck.Value})
+	body := withDetails(hiddenFields(t, page.body), "6.60", "two-servers")
+	before := a.stat("paymentsCreated")
+	var wg sync.WaitGroup
+	replies := make([]reply, 2)
+	for i, base := range []string{a.url, b.url} {
+		wg.Add(1)
+		go func() { defer wg.Done(); replies[i] = formOn(t, base, "/payments", ck, body) }()
+	}
+	wg.Wait()
+	for i, r := range replies {
+		if r.status != http.StatusSeeOther {
+			t.Errorf("submit %d: %d %.300s", i, r.status, r.body)
+		}
+	}
+	if replies[0].header.Get("Location") != replies[1].header.Get("Location") {
+		t.Errorf("the two submits landed on %q and %q", replies[0].header.Get("Location"), replies[1].header.Get("Location"))
+	}
+	if n := a.stat("paymentsCreated") - before; n != 1 {
+		t.Errorf("Bead made %v payments, want 1", n)
+	}
+}
+
+// DEFECT 4 end to end: a checkout URL with a doubled leading slash (a base URL ending in "/" joined with
+// "/embed/checkout/…") is a 404 whose request line carries the whole checkout id.
