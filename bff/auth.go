@@ -59,6 +59,12 @@ func (s *Server) touch(c *fiber.Ctx, sess *session.Session) bool {
 	if sess.ExpiresIn > 0 && ttl-sess.ExpiresIn < threshold && !aheadOfUs {
 		return true
 	}
+	// At most once per threshold from this process, whatever the stored expiry says: with clocks a
+	// minute apart, each server would otherwise find every other server's write due or ahead, and touch
+	// on every request. Each touch gives the session a full ttl, so one a minute per server keeps it.
+	if last, ok := s.touched.Get(sess.ID); ok && s.now().Sub(last) < threshold {
+		return true
+	}
 	if aheadOfUs {
 		if ok, held := s.skewLog.allow("", s.now()); ok {
 			s.log.Warn("a session's stored expiry is later than this server's timeouts allow: server clocks disagree "+
@@ -78,6 +84,7 @@ func (s *Server) touch(c *fiber.Ctx, sess *session.Session) bool {
 		s.log.Warn("session touch failed", "requestId", requestIDOf(c), "err", err)
 		return true
 	}
+	s.touched.Add(sess.ID, s.now())
 	// The session still holds its terminal for as long as it lives (ReleaseTerminal counts holders).
 	if err := s.store.HoldTerminal(ctx, sess.TerminalID, holderName(sess.ID), s.now().Add(ttl)); err != nil {
 		s.log.Warn("terminal hold not extended", "requestId", requestIDOf(c), "err", err)
@@ -86,16 +93,15 @@ func (s *Server) touch(c *fiber.Ctx, sess *session.Session) bool {
 }
 
 // lineageLives says whether the session's terminal still has a token of the lineage the session joined
-// at login: this process's copy first, else the store (a touch is at most once a minute). When the store
-// cannot say, it is taken to live: a wrongly kept hold ends with its time to live, a wrongly ended
-// session would log a staff member out.
+// at login. It reads the store, never this process's copy of the token: another server may have dropped
+// the lineage (invalid_grant) while this copy still holds it. A touch is at most once a minute, so this
+// is one read a minute per session. When the store cannot say, it is taken to live: a wrongly kept hold
+// ends with its time to live, a wrongly ended session would log a staff member out.
 func (s *Server) lineageLives(ctx context.Context, sess *session.Session) bool {
-	if t := s.tokens.get(sess.TerminalID); t != nil && t.Lineage == sess.Lineage {
-		return true
-	}
 	t, err := s.store.LoadTerminalToken(ctx, sess.TerminalID)
 	switch {
 	case errors.Is(err, session.ErrNotFound):
+		s.tokens.drop(sess.TerminalID, "") // the copy is of a lineage that is over
 		return false
 	case err != nil:
 		return true

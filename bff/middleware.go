@@ -236,7 +236,11 @@ func (s *Server) loadSession(c *fiber.Ctx) error {
 			ended = !s.touch(c, sess)
 		}
 		if ended {
-			s.clearSessionCookie(c)
+			// As below: the API leaves the cookie, so that the page whose script met the 401 can still
+			// say, when it reloads, that the session ended.
+			if !isAPI(c) {
+				s.clearSessionCookie(c)
+			}
 			c.Locals(localEnded, true)
 			return nil
 		}

@@ -32,7 +32,7 @@ type paymentCopy struct {
 }
 
 const (
-	maxCachedPayments = 10000 // about 5 MB of records
+	maxCachedPayments = 10000 // some tens of MB at most (a record is a few hundred bytes to a few kB)
 	paymentCacheTTL   = time.Minute
 )
 

@@ -6,6 +6,7 @@ package bff
 import (
 	"context"
 	"errors"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"log/slog"
 	"net/http"
 	"time"
@@ -56,10 +57,11 @@ type Server struct {
 	demo    []views.DemoCredential
 	app     *fiber.App
 
-	tokens    *tokenCache        // each terminal's token as this process last read or wrote it
-	skewLog   *logGate           // the clock-skew warning of touch, once a minute
-	payments  *paymentCache      // the payment records this process last read or wrote (paymentStatus)
-	refreshes singleflight.Group // one refresh at a time per terminal's token, in this process
+	tokens    *tokenCache                   // each terminal's token as this process last read or wrote it
+	skewLog   *logGate                      // the clock-skew warning of touch, once a minute
+	touched   *lru.Cache[string, time.Time] // when this process last touched each session (touch)
+	payments  *paymentCache                 // the payment records this process last read or wrote (paymentStatus)
+	refreshes singleflight.Group            // one refresh at a time per terminal's token, in this process
 	ready     readiness
 	web       *browserSurface // CORS, framing, login form tokens and throttling, embedded checkouts
 	hooks     *webhooks       // Bead's status callbacks and the live updates of open pages
@@ -94,6 +96,7 @@ func New(d Deps) (*Server, error) {
 	}
 	s.payments = newPaymentCache(d.Now)
 	s.skewLog = newLogGate(1, time.Minute)
+	s.touched, _ = lru.New[string, time.Time](maxTouchedSessions) // an error only for a size below 1
 	s.ready = readiness{ttl: 2 * time.Second, mu: make(chan struct{}, 1)}
 	s.web = newBrowserSurface(d.Config, d.Bead, d.Registry, d.Now)
 	s.hooks = newWebhooks(s, d.Registry)
@@ -164,3 +167,7 @@ func (s *Server) checkReady(ctx context.Context) error {
 	s.ready.at, s.ready.err = s.now(), err
 	return err
 }
+
+// maxTouchedSessions bounds touch's memory of which sessions this process touched (about 100 bytes
+// each); a session it forgot is at worst touched once more.
+const maxTouchedSessions = 50000

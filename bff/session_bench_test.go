@@ -2,7 +2,6 @@ package bff
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
-	"beadbff/config"
 	"beadbff/session"
 	"beadbff/session/redistest"
 )
@@ -36,9 +34,7 @@ func BenchmarkSessionLayer(b *testing.B) {
 	for _, name := range []string{"memory", "redis"} {
 		st := stores[name]()
 		defer st.Close()
-		cfg := config.Load(func(string) string { return "" })
-		s := &Server{cfg: cfg, store: st, now: time.Now, log: slog.New(slog.DiscardHandler), tokens: newTokenCache(),
-			skewLog: newLogGate(1, time.Minute)}
+		s := terminalServer(b, st, &fakeRealm{now: time.Now, terminal: "t1"}, nil) // the whole server, as it runs
 		// Tokens of real size (Bead's JWTs run to about 1,200 and 800 characters).
 		id := seedSession(b, st, "t1", "m1", session.Token{AccessToken: strings.Repeat("a", 1200), RefreshToken: strings.Repeat("r", 800),
 			Expiry: time.Now().Add(time.Hour)}).ID

@@ -36,7 +36,7 @@ func (flakyLeaseStore) ExtendLock(context.Context, string, string, time.Duration
 	return false, nil
 }
 
-func terminalServer(t *testing.T, st session.Store, realm beadAPI, vars map[string]string) *Server {
+func terminalServer(t testing.TB, st session.Store, realm beadAPI, vars map[string]string) *Server {
 	t.Helper()
 	all := map[string]string{"BEAD_API_URL": "http://127.0.0.1:1", "BEAD_IDENTITY_URL": "http://127.0.0.1:1/realms/nonprod"}
 	for k, v := range vars {
