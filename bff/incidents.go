@@ -82,6 +82,7 @@ func (s *Server) diagnoseFailure(c *fiber.Ctx, sess *session.Session, tok sessio
 		Recovery: rec,
 		Now:      s.now(),
 	}
+	in.Resource = s.paymentIndexOf(ctx, sess.TerminalID, diagnose.ResourceOf(in.Resource, sentRequestOf(err, in.Request)))
 	if bead.IsAuthFailure(err) && op != diagnose.OpProbe {
 		// Debug step 3: does a simple call fail too? Then the failure is global (token or firewall).
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -89,6 +90,43 @@ func (s *Server) diagnoseFailure(c *fiber.Ctx, sess *session.Session, tok sessio
 		cancel()
 	}
 	return s.recordIncident(c, sess, tok, in)
+}
+
+// paymentIndexOf adds what this server's payment index says of the payment a failed call read (the
+// article's "check token vs resource ids"): whether the session's terminal created it through this
+// server. Only that terminal's index is read. The store keeps payments by terminal and tracking id, with
+// no index by tracking id alone, and looking through other terminals' would tell this terminal's staff
+// about another terminal's (perhaps another merchant's) payments; "ours" or "not ours here" is what the
+// diagnosis needs to tell a resource refusal from a token one. A store that does not answer leaves the
+// owner unknown, as before: the diagnosis must not fail for it.
+func (s *Server) paymentIndexOf(ctx context.Context, terminalID string, r diagnose.Resource) diagnose.Resource {
+	if r.TrackingID == "" || r.TrackingOwner != "" || !bead.ValidID(r.TrackingID) {
+		return r
+	}
+	p, _, err := s.paymentRecord(ctx, terminalID, r.TrackingID)
+	switch {
+	case err == nil:
+		r.TrackingOwner, r.TrackingIndexed = p.TerminalID, true
+	case errors.Is(err, session.ErrNotFound):
+		r.TrackingIndexed = true
+	}
+	return r
+}
+
+// sentRequestOf is the request as sent that a failed call's error recorded, else given.
+func sentRequestOf(err error, given bead.SentRequest) bead.SentRequest {
+	var ae *bead.APIError
+	var te *bead.TransportError
+	var ke *bead.TokenError
+	switch {
+	case errors.As(err, &ae):
+		return ae.Request
+	case errors.As(err, &te):
+		return te.Request
+	case errors.As(err, &ke):
+		return ke.Request
+	}
+	return given
 }
 
 // localIncident diagnoses a refusal made here before anything went to Bead (a body naming another
@@ -112,18 +150,9 @@ func (s *Server) recordIncident(c *fiber.Ctx, sess *session.Session, tok session
 	if d.Cause == "" {
 		d.Cause = diagnose.CauseUnknown
 	}
-	sent := in.Request
+	sent := sentRequestOf(err, in.Request)
 	var ae *bead.APIError
-	var te *bead.TransportError
-	var ke *bead.TokenError
-	switch {
-	case errors.As(err, &ae):
-		sent = ae.Request
-	case errors.As(err, &te):
-		sent = te.Request
-	case errors.As(err, &ke):
-		sent = ke.Request
-	}
+	errors.As(err, &ae)
 	info, _ := diagnose.LookupCause(d.Cause)
 	inc := &incidentRecord{
 		ID:        randomToken()[:22],

@@ -201,6 +201,11 @@ type Resource struct {
 	TrackingID string
 	// TrackingOwner is the terminal known to have created TrackingID ("" when this server does not know).
 	TrackingOwner string
+	// TrackingIndexed says that this server's payment index was read for TrackingID under the session's
+	// terminal (Config.TerminalID): with TrackingOwner set, that terminal created the payment through this
+	// server; with TrackingOwner "", it did not (or the record has expired). The server reads no other
+	// terminal's index: an incident page must not tell one terminal about another's payments.
+	TrackingIndexed bool
 }
 
 // Diagnosis is the answer: a cause, why, and what to do.
@@ -371,7 +376,7 @@ func newFacts(in Incident) *facts {
 	if in.Token != nil {
 		f.claims = in.Token.Claims
 	}
-	f.res = resourceOf(in.Resource, f.sent)
+	f.res = ResourceOf(in.Resource, f.sent)
 	f.probe = in.Probe
 	if f.probe == nil && in.Op == OpProbe && in.Local == "" {
 		f.probe = NewProbeResult(in.Err)
