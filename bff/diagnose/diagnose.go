@@ -28,12 +28,14 @@ const PaymentsClient = "bead-terminal"
 
 // Ops the server and doctor name incidents with; the Bead client uses the same words in its errors.
 const (
-	OpCreatePayment = "create payment"
-	OpTracking      = "tracking"
-	OpProbe         = "probe"
-	OpPasswordGrant = "password grant"
-	OpRefreshGrant  = "refresh grant"
-	OpDiscovery     = "discover"
+	OpCreatePayment   = "create payment"
+	OpTracking        = "tracking"
+	OpProbe           = "probe"
+	OpPasswordGrant   = "password grant"
+	OpRefreshGrant    = "refresh grant"
+	OpDiscovery       = "discover"
+	OpLogout          = "logout"
+	OpRegisterWebhook = "register webhook"
 )
 
 // Refusals made by this server before anything went to Bead (Incident.Local).
@@ -397,7 +399,7 @@ func (f *facts) grantOp() bool {
 		return true
 	}
 	switch f.in.Op {
-	case OpPasswordGrant, OpRefreshGrant, "logout":
+	case OpPasswordGrant, OpRefreshGrant, OpLogout:
 		return true
 	}
 	return false

@@ -236,26 +236,43 @@ func (f *facts) clientSent() string {
 	return firstNonEmpty(f.formValue("client_id"), f.in.Config.ClientID)
 }
 
+// opName names the call in a summary, after "the" ("Bead answered 429 Too Many Requests to the payment
+// status read"): the op codes are words for code and logs, and read oddly in a sentence.
 func (f *facts) opName() string {
-	if f.in.Op != "" {
-		return f.in.Op
-	}
+	op := f.in.Op
 	switch {
+	case op != "":
 	case f.grant != nil:
-		return f.grant.Op
+		op = f.grant.Op
 	case f.api != nil:
-		return f.api.Op
+		op = f.api.Op
 	case f.transport != nil:
-		return f.transport.Op
+		op = f.transport.Op
 	}
-	return "call"
+	if name, ok := opNames[op]; ok {
+		return name
+	}
+	return firstNonEmpty(op, "call")
+}
+
+// opNames are the calls' names in a sentence, one for every op the server, doctor and the Bead client
+// name their calls with.
+var opNames = map[string]string{
+	OpCreatePayment:   "payment creation request",
+	OpTracking:        "payment status read",
+	OpProbe:           "probe (GET /currencies)",
+	OpPasswordGrant:   "login (password grant)",
+	OpRefreshGrant:    "token refresh (refresh grant)",
+	OpDiscovery:       "discovery request",
+	OpLogout:          "logout",
+	OpRegisterWebhook: "webhook registration",
 }
 
 // unreachable: no HTTP answer at all.
 func (f *facts) unreachable() verdict {
 	t := f.transport
 	target := "Bead's payments API"
-	if f.grantOp() || t.Op == OpPasswordGrant || t.Op == OpRefreshGrant || t.Op == OpDiscovery {
+	if f.grantOp() || t.Op == OpPasswordGrant || t.Op == OpRefreshGrant || t.Op == OpLogout || t.Op == OpDiscovery {
 		target = "Bead's identity realm"
 	}
 	v := verdict{cause: CauseBeadUnavailable, confidence: ConfidenceHigh}
