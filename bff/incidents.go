@@ -38,8 +38,13 @@ type incidentRecord struct {
 	Bundle       *views.SupportBundle `json:"bundle,omitempty"` // nil for a refusal made here
 }
 
-// statusForCause is what this server answers for a diagnosed failure of a call to Bead.
-func statusForCause(cause string, err error) int {
+// statusFor is what this server answers for a diagnosed failure, by one rule for every cause: a request
+// or login refused (by Bead, or here before Bead was asked) is a 4xx, the caller's to act on; a call that
+// something between this server and Bead broke (a firewall's block, an Authorization header lost or
+// rewritten on the way), that Bead failed to answer, or whose answer this server cannot act on is a 502
+// (504 when no answer came in time): nothing the caller sent was judged; a bug here is a 500. sent is the
+// request as sent; local, a refusal made here.
+func statusFor(cause string, err error, sent bead.SentRequest, local bool) int {
 	switch cause {
 	case diagnose.CauseRateLimited:
 		return http.StatusTooManyRequests
@@ -51,7 +56,12 @@ func statusForCause(cause string, err error) int {
 		return http.StatusBadGateway
 	case diagnose.CauseBlockedBeforeBead:
 		return http.StatusBadGateway
-	case diagnose.CauseRefreshTokenInvalid, diagnose.CauseInvalidCredentials:
+	case diagnose.CauseTokenMissing:
+		if !local && sentCredentials(sent) {
+			return http.StatusBadGateway // it left here with its token: something on the way lost or mangled it
+		}
+		return http.StatusInternalServerError // this server had none to send, or sent none: a bug here
+	case diagnose.CauseRefreshTokenInvalid, diagnose.CauseInvalidCredentials, diagnose.CauseNotAuthenticated:
 		return http.StatusUnauthorized
 	case diagnose.CauseNotFound:
 		return http.StatusNotFound
@@ -59,10 +69,19 @@ func statusForCause(cause string, err error) int {
 		return http.StatusBadRequest
 	case diagnose.CauseSessionStoreUnavailable:
 		return http.StatusServiceUnavailable
-	case diagnose.CauseCSRFHeaderMissing, diagnose.CauseCORSOriginNotAllowed, diagnose.CauseTerminalMismatch:
-		return http.StatusForbidden
+	case diagnose.CauseUnknown:
+		if status, _ := diagnose.AnswerOf(err); !local && status != http.StatusUnauthorized && status != http.StatusForbidden {
+			return http.StatusBadGateway // an answer that is no refusal, and that the diagnosis cannot read
+		}
 	}
+	// Bead's verdict on the request or its token (expired, wrong client or realm, clocks apart, another
+	// terminal's ids, a refusal the evidence cannot explain), or this server's own refusal.
 	return http.StatusForbidden
+}
+
+// sentCredentials says whether the request left this server with an Authorization or X-Api-Key header.
+func sentCredentials(sent bead.SentRequest) bool {
+	return sent.Header.Get("Authorization") != "" || sent.Header.Get("X-Api-Key") != ""
 }
 
 // diagnoseFailure runs Bead's 403 checklist on a failed call (the simple-endpoint probe included, when
@@ -159,7 +178,7 @@ func (s *Server) recordIncident(c *fiber.Ctx, sess *session.Session, tok session
 		At:        s.now().UTC(),
 		Op:        op,
 		RequestID: requestIDOf(c),
-		Status:    statusForCause(d.Cause, err),
+		Status:    statusFor(d.Cause, err, sent, in.Local != ""),
 		Diagnosis: d,
 		Tried:     triedSteps(rec, in.Probe, err),
 	}
@@ -245,8 +264,21 @@ func statusWords(status int) string {
 // answered: the half of the incident page's status line that Bead's status alone does not explain.
 func statusReason(cause string, status, beadStatus int, by string, local bool) string {
 	switch {
+	case cause == diagnose.CauseTokenMissing && status == http.StatusInternalServerError && local:
+		return "it had no usable access token to send the call with: a bug here, logged with the request id"
+	case cause == diagnose.CauseTokenMissing && status == http.StatusInternalServerError:
+		return "it sent the call without an Authorization header: a bug here, logged with the request id"
 	case local:
 		return "it refused the request itself, before anything went to Bead"
+	case cause == diagnose.CauseTokenMissing:
+		refusal := "refusal"
+		if beadStatus != 0 {
+			refusal = statusWords(beadStatus)
+		}
+		return "the Authorization header it sent did not reach Bead intact: something between them removed or rewrote it, " +
+			"so the " + refusal + " that came back is no verdict on the terminal's token"
+	case cause == diagnose.CauseUnknown && status == http.StatusBadGateway:
+		return "the answer is not one it can act on (the evidence is below)"
 	case cause == diagnose.CauseBlockedBeforeBead:
 		return "the refusal came from something on the way to Bead, not from Bead: a gateway failure, not Bead's verdict on the request"
 	case cause == diagnose.CauseRateLimited:
