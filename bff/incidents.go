@@ -186,6 +186,7 @@ func (s *Server) recordIncident(c *fiber.Ctx, sess *session.Session, tok session
 	inc.StatusReason = statusReason(d.Cause, inc.Status, inc.BeadStatus, d.AnsweredBy, in.Local != "")
 	if in.Local == "" && d.Cause != diagnose.CauseRateLimited { // waiting is the fix for a 429; Bead never saw a local refusal
 		inc.Bundle = supportBundle(s.now(), sent, tok.AccessToken, s.envLabel())
+		addressBundle(inc.Bundle, inc, rec.Retried, s.envLabel(), s.cfg.Demo)
 	}
 	p := &Problem{Status: inc.Status, Cause: d.Cause, Title: firstNonEmpty(info.Title, "Bead refused the request"),
 		Detail: d.Summary, Bundle: inc.Bundle, Incident: inc, Err: err}
@@ -203,6 +204,64 @@ func (s *Server) recordIncident(c *fiber.Ctx, sess *session.Session, tok session
 	s.log.Warn("incident", "cause", d.Cause, "confidence", d.Confidence, "requestId", inc.RequestID,
 		"incidentId", p.IncidentID, "op", op, "status", inc.Status, "beadRequestId", sent.RequestID)
 	return p
+}
+
+// The support bundle's words. Bead's 403 article asks for the bundle to be sent to Bead's support, who
+// "trace the request in [their] logs"; a request a firewall or proxy in front of Bead refused never
+// reached those logs, and the article places such a block on the integrator's side ("response is 403
+// from your reverse-proxy": allow the addresses, relax the filter), naming no other contact for one of
+// Bead's own. So such a bundle is for whoever runs the firewall, and for Bead's support only when the
+// firewall is Bead's.
+const (
+	bundleNoSecrets = "They include no password, and only the start of the token, which is not enough to use it."
+	bundleDemoNote  = "Demo mode: this server talks to its built-in sandbox, not to Bead, and the sandbox gave this answer " +
+		"(its simulated firewall and faults included). There is no one to mail; the details are shown as a real incident would show them."
+)
+
+// addressBundle says in b who the bundle of inc is for, from who answered (the diagnosis's AnsweredBy, as
+// the page's status line does): Bead's support when Bead answered; whoever runs the firewall or proxy when
+// one answered; no one in demo mode, whose every answer comes from the built-in sandbox (the text stays,
+// to be read). retried: the call was retried with a fresh token. The text carries the page's "who
+// answered what" too.
+func addressBundle(b *views.SupportBundle, inc *incidentRecord, retried bool, env string, demo bool) {
+	d := inc.Diagnosis
+	refused := inc.BeadStatus == http.StatusUnauthorized || inc.BeadStatus == http.StatusForbidden
+	still, subject := "Still failing?", "Request to the payments API failed"
+	if refused {
+		still, subject = "Still blocked?", "Request refused by the payments API"
+	}
+	tried := ""
+	if retried {
+		tried = "Refreshing the token and trying again did not help. "
+	}
+	switch {
+	case d.AnsweredBy == diagnose.AnsweredByProxy && d.Cause == diagnose.CauseBlockedBeforeBead:
+		b.Heading = still + " Send this to whoever runs the firewall"
+		b.Intro = "The request did not reach Bead: a firewall or proxy in front of it refused it, so Bead's logs hold no trace of it. " +
+			"These details are for whoever runs that firewall or proxy: your network team when it is on this server's side " +
+			"(an egress proxy, HTTPS_PROXY, a gateway), or Bead's support only when its block page or headers show it is Bead's own. " + bundleNoSecrets
+		b.MailLabel, subject = "Email Bead support (only if the firewall is Bead's)", "Request blocked before reaching the payments API"
+	case d.AnsweredBy == diagnose.AnsweredByProxy:
+		b.Heading = still + " Send this to whoever runs the proxy"
+		b.Intro = "A proxy in front of Bead answered, not Bead, so that proxy's logs say what became of the request. " +
+			"These details are for whoever runs it: your network team when it is on this server's side, or Bead's support when it is Bead's own. " +
+			bundleNoSecrets
+		b.MailLabel, subject = "Email Bead support (only if the proxy is Bead's)", "Request to the payments API failed at a proxy in front of it"
+	case d.AnsweredBy == diagnose.AnsweredByBead:
+		b.Heading = still + " Send this to Bead support"
+		b.Intro = tried + "With these details Bead's support can find your request in their logs. " + bundleNoSecrets
+	default: // no sign of who answered, or no answer at all
+		b.Heading = still + " Send this to Bead support"
+		b.Intro = tried + "If the request reached Bead, these details let Bead's support find it in their logs. " + bundleNoSecrets
+	}
+	if inc.BeadAnswer != "" {
+		b.Text += "Answer: " + inc.BeadAnswer + "\n"
+	}
+	b.MailtoURL = bundleMailto(b, env, subject)
+	if demo {
+		b.Heading = "Support bundle (demo mode: no one to send it to)"
+		b.Email, b.MailtoURL, b.MailLabel, b.Note = "", "", "", bundleDemoNote
+	}
 }
 
 // beadAnswer is the status of the last answer to the call to Bead and, in words, who gave it (by: the
