@@ -103,7 +103,7 @@ func (s *Server) writeProblem(c *fiber.Ctx, p *Problem, rid string) error {
 		Errors:    p.Fields,
 	}
 	if b := p.Bundle; b != nil {
-		body.Support = &supportBody{Timestamp: b.Timestamp, Path: b.Path, RequestID: b.RequestID, JWTPrefix: b.JWTPrefix, Email: b.Email}
+		body.Support = &supportBody{Timestamp: b.Timestamp, Path: b.Path, RequestID: b.RequestID, JWTPrefix: b.JWTPrefix, Email: b.Email, Note: b.Note}
 	}
 	if inc := p.Incident; inc != nil {
 		body.Confidence, body.Checks = inc.Diagnosis.Confidence, inc.Diagnosis.Checks

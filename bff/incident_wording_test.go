@@ -313,8 +313,11 @@ func TestIncidentPageNamesWhoAnsweredForEveryCause(t *testing.T) {
 			faults: map[string]int{"expire_tokens": 0}, steps: func() []frontStep { return []frontStep{nil, w.faultFirst("waf_block", 1)} },
 			want: want{diagnose.CauseBlockedBeforeBead, diagnose.AnsweredByProxy, 502, "A firewall or proxy in front of Bead (not Bead itself) answered 403 Forbidden",
 				[]string{"Sent the call; Bead answered 401 Unauthorized.", triedRefresh, retried + firewall + " answered 403 Forbidden.", triedProbeOK}}},
+		// Regression: this read "beadbff answered 403 Forbidden because Bead refused the request" beside a
+		// diagnosis saying something on the way stripped the header: the request was broken, not judged.
 		{name: "strip_authorization: Bead's 401, twice", faults: map[string]int{"strip_authorization": 2},
-			want: want{diagnose.CauseTokenMissing, diagnose.AnsweredByBead, 403, "Bead answered 401 Unauthorized",
+			reason: "the Authorization header it sent did not reach Bead intact: something between them removed or rewrote it, so the 401 Unauthorized that came back is no verdict on the terminal's token",
+			want: want{diagnose.CauseTokenMissing, diagnose.AnsweredByBead, 502, "Bead answered 401 Unauthorized",
 				[]string{"Sent the call; Bead answered 401 Unauthorized.", triedRefresh, retried + "Bead answered 401 Unauthorized.", triedProbeOK}}},
 		{name: "expire_tokens, and again before the retry: Bead's 401, twice",
 			faults: map[string]int{"expire_tokens": 0}, steps: func() []frontStep { return []frontStep{nil, w.faultFirst("expire_tokens", 0)} },
@@ -356,7 +359,8 @@ func TestIncidentPageNamesWhoAnsweredForEveryCause(t *testing.T) {
 				[]string{"Sent the call; Bead or something in front of it answered 403 Forbidden.", triedRefresh,
 					retried + "Bead or something in front of it answered 403 Forbidden.", triedProbeOK}}},
 		{name: "Bead's 409, which the diagnosis does not know", steps: func() []frontStep { return []frontStep{beads409} },
-			want: want{diagnose.CauseUnknown, diagnose.AnsweredByBead, 403, "Bead answered 409 Conflict",
+			reason: "the answer is not one it can act on",
+			want: want{diagnose.CauseUnknown, diagnose.AnsweredByBead, 502, "Bead answered 409 Conflict",
 				[]string{"Sent the call; Bead answered 409 Conflict."}}},
 		// The server answers these plainly or never meets them on a call of its own; recorded, they read the same way.
 		{name: "revoke_refresh_tokens: the realm refuses the refresh",
@@ -407,11 +411,11 @@ func TestIncidentPageNamesWhoAnsweredForEveryCause(t *testing.T) {
 		{name: "local: the session store down", incident: local(diagnose.LocalSessionStoreUnavailable),
 			want: want{diagnose.CauseSessionStoreUnavailable, "", 503, "Nothing was sent to Bead", nil}},
 		{name: "local: no session", incident: local(diagnose.LocalNotAuthenticated),
-			want: want{diagnose.CauseNotAuthenticated, "", 403, "Nothing was sent to Bead", nil}},
+			want: want{diagnose.CauseNotAuthenticated, "", 401, "Nothing was sent to Bead", nil}},
 		{name: "local: an invalid request", incident: local(diagnose.LocalInvalidRequest),
 			want: want{diagnose.CauseInvalidRequest, "", 400, "Nothing was sent to Bead", nil}},
-		{name: "local: no usable token", incident: local(diagnose.LocalTokenMissing),
-			want: want{diagnose.CauseTokenMissing, "", 403, "Nothing was sent to Bead", nil}},
+		{name: "local: no usable token", incident: local(diagnose.LocalTokenMissing), reason: "a bug here",
+			want: want{diagnose.CauseTokenMissing, "", 500, "Nothing was sent to Bead", nil}},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {

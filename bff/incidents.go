@@ -38,8 +38,13 @@ type incidentRecord struct {
 	Bundle       *views.SupportBundle `json:"bundle,omitempty"` // nil for a refusal made here
 }
 
-// statusForCause is what this server answers for a diagnosed failure of a call to Bead.
-func statusForCause(cause string, err error) int {
+// statusFor is what this server answers for a diagnosed failure, by one rule for every cause: a request
+// or login refused (by Bead, or here before Bead was asked) is a 4xx, the caller's to act on; a call that
+// something between this server and Bead broke (a firewall's block, an Authorization header lost or
+// rewritten on the way), that Bead failed to answer, or whose answer this server cannot act on is a 502
+// (504 when no answer came in time): nothing the caller sent was judged; a bug here is a 500. sent is the
+// request as sent; local, a refusal made here.
+func statusFor(cause string, err error, sent bead.SentRequest, local bool) int {
 	switch cause {
 	case diagnose.CauseRateLimited:
 		return http.StatusTooManyRequests
@@ -51,7 +56,12 @@ func statusForCause(cause string, err error) int {
 		return http.StatusBadGateway
 	case diagnose.CauseBlockedBeforeBead:
 		return http.StatusBadGateway
-	case diagnose.CauseRefreshTokenInvalid, diagnose.CauseInvalidCredentials:
+	case diagnose.CauseTokenMissing:
+		if !local && sentCredentials(sent) {
+			return http.StatusBadGateway // it left here with its token: something on the way lost or mangled it
+		}
+		return http.StatusInternalServerError // this server had none to send, or sent none: a bug here
+	case diagnose.CauseRefreshTokenInvalid, diagnose.CauseInvalidCredentials, diagnose.CauseNotAuthenticated:
 		return http.StatusUnauthorized
 	case diagnose.CauseNotFound:
 		return http.StatusNotFound
@@ -59,10 +69,19 @@ func statusForCause(cause string, err error) int {
 		return http.StatusBadRequest
 	case diagnose.CauseSessionStoreUnavailable:
 		return http.StatusServiceUnavailable
-	case diagnose.CauseCSRFHeaderMissing, diagnose.CauseCORSOriginNotAllowed, diagnose.CauseTerminalMismatch:
-		return http.StatusForbidden
+	case diagnose.CauseUnknown:
+		if status, _ := diagnose.AnswerOf(err); !local && status != http.StatusUnauthorized && status != http.StatusForbidden {
+			return http.StatusBadGateway // an answer that is no refusal, and that the diagnosis cannot read
+		}
 	}
+	// Bead's verdict on the request or its token (expired, wrong client or realm, clocks apart, another
+	// terminal's ids, a refusal the evidence cannot explain), or this server's own refusal.
 	return http.StatusForbidden
+}
+
+// sentCredentials says whether the request left this server with an Authorization or X-Api-Key header.
+func sentCredentials(sent bead.SentRequest) bool {
+	return sent.Header.Get("Authorization") != "" || sent.Header.Get("X-Api-Key") != ""
 }
 
 // diagnoseFailure runs Bead's 403 checklist on a failed call (the simple-endpoint probe included, when
@@ -82,6 +101,7 @@ func (s *Server) diagnoseFailure(c *fiber.Ctx, sess *session.Session, tok sessio
 		Recovery: rec,
 		Now:      s.now(),
 	}
+	in.Resource = s.paymentIndexOf(ctx, sess.TerminalID, diagnose.ResourceOf(in.Resource, sentRequestOf(err, in.Request)))
 	if bead.IsAuthFailure(err) && op != diagnose.OpProbe {
 		// Debug step 3: does a simple call fail too? Then the failure is global (token or firewall).
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -89,6 +109,43 @@ func (s *Server) diagnoseFailure(c *fiber.Ctx, sess *session.Session, tok sessio
 		cancel()
 	}
 	return s.recordIncident(c, sess, tok, in)
+}
+
+// paymentIndexOf adds what this server's payment index says of the payment a failed call read (the
+// article's "check token vs resource ids"): whether the session's terminal created it through this
+// server. Only that terminal's index is read. The store keeps payments by terminal and tracking id, with
+// no index by tracking id alone, and looking through other terminals' would tell this terminal's staff
+// about another terminal's (perhaps another merchant's) payments; "ours" or "not ours here" is what the
+// diagnosis needs to tell a resource refusal from a token one. A store that does not answer leaves the
+// owner unknown, as before: the diagnosis must not fail for it.
+func (s *Server) paymentIndexOf(ctx context.Context, terminalID string, r diagnose.Resource) diagnose.Resource {
+	if r.TrackingID == "" || r.TrackingOwner != "" || !bead.ValidID(r.TrackingID) {
+		return r
+	}
+	p, _, err := s.paymentRecord(ctx, terminalID, r.TrackingID)
+	switch {
+	case err == nil:
+		r.TrackingOwner, r.TrackingIndexed = p.TerminalID, true
+	case errors.Is(err, session.ErrNotFound):
+		r.TrackingIndexed = true
+	}
+	return r
+}
+
+// sentRequestOf is the request as sent that a failed call's error recorded, else given.
+func sentRequestOf(err error, given bead.SentRequest) bead.SentRequest {
+	var ae *bead.APIError
+	var te *bead.TransportError
+	var ke *bead.TokenError
+	switch {
+	case errors.As(err, &ae):
+		return ae.Request
+	case errors.As(err, &te):
+		return te.Request
+	case errors.As(err, &ke):
+		return ke.Request
+	}
+	return given
 }
 
 // localIncident diagnoses a refusal made here before anything went to Bead (a body naming another
@@ -112,25 +169,16 @@ func (s *Server) recordIncident(c *fiber.Ctx, sess *session.Session, tok session
 	if d.Cause == "" {
 		d.Cause = diagnose.CauseUnknown
 	}
-	sent := in.Request
+	sent := sentRequestOf(err, in.Request)
 	var ae *bead.APIError
-	var te *bead.TransportError
-	var ke *bead.TokenError
-	switch {
-	case errors.As(err, &ae):
-		sent = ae.Request
-	case errors.As(err, &te):
-		sent = te.Request
-	case errors.As(err, &ke):
-		sent = ke.Request
-	}
+	errors.As(err, &ae)
 	info, _ := diagnose.LookupCause(d.Cause)
 	inc := &incidentRecord{
 		ID:        randomToken()[:22],
 		At:        s.now().UTC(),
 		Op:        op,
 		RequestID: requestIDOf(c),
-		Status:    statusForCause(d.Cause, err),
+		Status:    statusFor(d.Cause, err, sent, in.Local != ""),
 		Diagnosis: d,
 		Tried:     triedSteps(rec, in.Probe, err),
 	}
@@ -138,6 +186,7 @@ func (s *Server) recordIncident(c *fiber.Ctx, sess *session.Session, tok session
 	inc.StatusReason = statusReason(d.Cause, inc.Status, inc.BeadStatus, d.AnsweredBy, in.Local != "")
 	if in.Local == "" && d.Cause != diagnose.CauseRateLimited { // waiting is the fix for a 429; Bead never saw a local refusal
 		inc.Bundle = supportBundle(s.now(), sent, tok.AccessToken, s.envLabel())
+		addressBundle(inc.Bundle, inc, rec.Retried, s.envLabel(), s.cfg.Demo)
 	}
 	p := &Problem{Status: inc.Status, Cause: d.Cause, Title: firstNonEmpty(info.Title, "Bead refused the request"),
 		Detail: d.Summary, Bundle: inc.Bundle, Incident: inc, Err: err}
@@ -155,6 +204,64 @@ func (s *Server) recordIncident(c *fiber.Ctx, sess *session.Session, tok session
 	s.log.Warn("incident", "cause", d.Cause, "confidence", d.Confidence, "requestId", inc.RequestID,
 		"incidentId", p.IncidentID, "op", op, "status", inc.Status, "beadRequestId", sent.RequestID)
 	return p
+}
+
+// The support bundle's words. Bead's 403 article asks for the bundle to be sent to Bead's support, who
+// "trace the request in [their] logs"; a request a firewall or proxy in front of Bead refused never
+// reached those logs, and the article places such a block on the integrator's side ("response is 403
+// from your reverse-proxy": allow the addresses, relax the filter), naming no other contact for one of
+// Bead's own. So such a bundle is for whoever runs the firewall, and for Bead's support only when the
+// firewall is Bead's.
+const (
+	bundleNoSecrets = "They include no password, and only the start of the token, which is not enough to use it."
+	bundleDemoNote  = "Demo mode: this server talks to its built-in sandbox, not to Bead, and the sandbox gave this answer " +
+		"(its simulated firewall and faults included). There is no one to mail; the details are shown as a real incident would show them."
+)
+
+// addressBundle says in b who the bundle of inc is for, from who answered (the diagnosis's AnsweredBy, as
+// the page's status line does): Bead's support when Bead answered; whoever runs the firewall or proxy when
+// one answered; no one in demo mode, whose every answer comes from the built-in sandbox (the text stays,
+// to be read). retried: the call was retried with a fresh token. The text carries the page's "who
+// answered what" too.
+func addressBundle(b *views.SupportBundle, inc *incidentRecord, retried bool, env string, demo bool) {
+	d := inc.Diagnosis
+	refused := inc.BeadStatus == http.StatusUnauthorized || inc.BeadStatus == http.StatusForbidden
+	still, subject := "Still failing?", "Request to the payments API failed"
+	if refused {
+		still, subject = "Still blocked?", "Request refused by the payments API"
+	}
+	tried := ""
+	if retried {
+		tried = "Refreshing the token and trying again did not help. "
+	}
+	switch {
+	case d.AnsweredBy == diagnose.AnsweredByProxy && d.Cause == diagnose.CauseBlockedBeforeBead:
+		b.Heading = still + " Send this to whoever runs the firewall"
+		b.Intro = "The request did not reach Bead: a firewall or proxy in front of it refused it, so Bead's logs hold no trace of it. " +
+			"These details are for whoever runs that firewall or proxy: your network team when it is on this server's side " +
+			"(an egress proxy, HTTPS_PROXY, a gateway), or Bead's support only when its block page or headers show it is Bead's own. " + bundleNoSecrets
+		b.MailLabel, subject = "Email Bead support (only if the firewall is Bead's)", "Request blocked before reaching the payments API"
+	case d.AnsweredBy == diagnose.AnsweredByProxy:
+		b.Heading = still + " Send this to whoever runs the proxy"
+		b.Intro = "A proxy in front of Bead answered, not Bead, so that proxy's logs say what became of the request. " +
+			"These details are for whoever runs it: your network team when it is on this server's side, or Bead's support when it is Bead's own. " +
+			bundleNoSecrets
+		b.MailLabel, subject = "Email Bead support (only if the proxy is Bead's)", "Request to the payments API failed at a proxy in front of it"
+	case d.AnsweredBy == diagnose.AnsweredByBead:
+		b.Heading = still + " Send this to Bead support"
+		b.Intro = tried + "With these details Bead's support can find your request in their logs. " + bundleNoSecrets
+	default: // no sign of who answered, or no answer at all
+		b.Heading = still + " Send this to Bead support"
+		b.Intro = tried + "If the request reached Bead, these details let Bead's support find it in their logs. " + bundleNoSecrets
+	}
+	if inc.BeadAnswer != "" {
+		b.Text += "Answer: " + inc.BeadAnswer + "\n"
+	}
+	b.MailtoURL = bundleMailto(b, env, subject)
+	if demo {
+		b.Heading = "Support bundle (demo mode: no one to send it to)"
+		b.Email, b.MailtoURL, b.MailLabel, b.Note = "", "", "", bundleDemoNote
+	}
 }
 
 // beadAnswer is the status of the last answer to the call to Bead and, in words, who gave it (by: the
@@ -216,8 +323,21 @@ func statusWords(status int) string {
 // answered: the half of the incident page's status line that Bead's status alone does not explain.
 func statusReason(cause string, status, beadStatus int, by string, local bool) string {
 	switch {
+	case cause == diagnose.CauseTokenMissing && status == http.StatusInternalServerError && local:
+		return "it had no usable access token to send the call with: a bug here, logged with the request id"
+	case cause == diagnose.CauseTokenMissing && status == http.StatusInternalServerError:
+		return "it sent the call without an Authorization header: a bug here, logged with the request id"
 	case local:
 		return "it refused the request itself, before anything went to Bead"
+	case cause == diagnose.CauseTokenMissing:
+		refusal := "refusal"
+		if beadStatus != 0 {
+			refusal = statusWords(beadStatus)
+		}
+		return "the Authorization header it sent did not reach Bead intact: something between them removed or rewrote it, " +
+			"so the " + refusal + " that came back is no verdict on the terminal's token"
+	case cause == diagnose.CauseUnknown && status == http.StatusBadGateway:
+		return "the answer is not one it can act on (the evidence is below)"
 	case cause == diagnose.CauseBlockedBeforeBead:
 		return "the refusal came from something on the way to Bead, not from Bead: a gateway failure, not Bead's verdict on the request"
 	case cause == diagnose.CauseRateLimited:

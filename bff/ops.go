@@ -39,7 +39,7 @@ func (s *Server) staticAsset(c *fiber.Ctx) error {
 }
 
 func (s *Server) helpPage(c *fiber.Ctx) error {
-	v := views.HelpView{Page: s.page(c, "Troubleshooting 403 Forbidden"), SupportEmail: supportEmail}
+	v := views.HelpView{Page: s.page(c, "Troubleshooting: why a request failed"), SupportEmail: supportEmail}
 	v.Causes = helpSections()
 	return render(c, http.StatusOK, views.Help(v))
 }

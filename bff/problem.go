@@ -89,7 +89,8 @@ type supportBody struct {
 	Path      string `json:"path"`
 	RequestID string `json:"requestId"`
 	JWTPrefix string `json:"jwtPrefix,omitempty"`
-	Email     string `json:"email"`
+	Email     string `json:"email"`          // "" when there is no one to mail (demo mode)
+	Note      string `json:"note,omitempty"` // why, then
 }
 
 func invalidRequest(detail string) *Problem {

@@ -523,9 +523,13 @@ func supportBundle(now time.Time, sent bead.SentRequest, accessToken, env string
 	}
 	b.Text = fmt.Sprintf("Timestamp: %s\nRequest: %s\nx-request-id: %s\nJWT (first 50 characters): %s\n",
 		b.Timestamp, b.Path, b.RequestID, b.JWTPrefix)
-	b.MailtoURL = "mailto:" + b.Email + "?subject=" + mailEscape("["+env+"] [P2] Request refused by the payments API") +
-		"&body=" + mailEscape(b.Text)
+	b.MailtoURL = bundleMailto(b, env, "Request refused by the payments API")
 	return b
+}
+
+// bundleMailto is the mail of bundle b to its Email, with subject and the bundle's text as its body.
+func bundleMailto(b *views.SupportBundle, env, subject string) string {
+	return "mailto:" + b.Email + "?subject=" + mailEscape("["+env+"] [P2] "+subject) + "&body=" + mailEscape(b.Text)
 }
 
 // jwtPrefix is the one deliberate exception to "no token anywhere": Bead's support looks tokens up by

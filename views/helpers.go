@@ -1,6 +1,7 @@
 package views
 
 import (
+	"cmp"
 	"strings"
 	"unicode/utf8"
 )
@@ -114,6 +115,21 @@ func jwtPrefix(s string) string {
 		return s
 	}
 	return string([]rune(s)[:jwtPrefixMax])
+}
+
+// bundleHeading, bundleIntro and bundleMailLabel are the handler's words for who the bundle is for, or
+// those of a bundle for Bead's support.
+func bundleHeading(b SupportBundle) string {
+	return cmp.Or(b.Heading, "Still blocked? Send this to Bead support")
+}
+
+func bundleIntro(b SupportBundle) string {
+	return cmp.Or(b.Intro, "Refreshing the token and trying again did not help. With these details Bead's support can find "+
+		"your request in their logs. They include no password, and only the start of the token, which is not enough to use it.")
+}
+
+func bundleMailLabel(b SupportBundle) string {
+	return cmp.Or(b.MailLabel, "Email Bead support")
 }
 
 // bundleText is what the support bundle's copy button copies: the handler's text, or, when it left Text

@@ -95,15 +95,23 @@ type PaymentView struct {
 	StatusURL   string // JSON endpoint the page polls until Final: GET returns {"statusCode","statusLabel","final","paid"}
 }
 
-// SupportBundle is the "still blocked?" block: exactly what Bead's support asks for.
+// SupportBundle is the "still blocked?" block: exactly what Bead's support asks for, and who it is for.
 type SupportBundle struct {
 	Timestamp string // with time zone, e.g. "2026-12-03T10:41:29Z (UTC)"
 	Path      string // the request path with secrets removed, e.g. "POST /payments/crypto"
 	RequestID string // the x-request-id sent to Bead
 	JWTPrefix string // the first 50 characters of the access token, never more
-	Email     string // Bead support's address
-	MailtoURL string // mailto: link with subject and body prefilled
+	Email     string // Bead support's address ("" when there is no one to mail)
+	MailtoURL string // mailto: link with subject and body prefilled ("": no mail link)
 	Text      string // the whole bundle as plain text, for the copy button
+	// Heading, Intro and MailLabel say who the bundle is for: Bead's support, or whoever runs a firewall
+	// in front of Bead when that answered. Empty (a bundle stored before they were kept) reads as one for
+	// Bead's support.
+	Heading   string
+	Intro     string
+	MailLabel string
+	// Note is said where the mail link would be, such as why there is no one to mail in demo mode.
+	Note string
 }
 
 // ErrorView is every error page: not found, log in again, forbidden by Bead, store unavailable, ...

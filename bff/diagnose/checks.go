@@ -177,10 +177,16 @@ func (f *facts) checkResource() Check {
 	if r.MerchantID != "" {
 		named = append(named, "merchant "+quote(r.MerchantID, 64))
 	}
-	if r.TrackingID != "" && r.TrackingOwner == "" && len(named) == 0 {
+	switch {
+	case r.TrackingID != "" && r.TrackingOwner == "" && len(named) == 0 && r.TrackingIndexed:
+		return check(id, name, CheckNotApplicable, "the request reads payment "+quote(r.TrackingID, 64)+", which terminal "+quote(f.in.Config.TerminalID, 64)+
+			" did not create through this server (payment index), so whose it is is not known here")
+	case r.TrackingID != "" && r.TrackingOwner == "" && len(named) == 0:
 		return check(id, name, CheckNotApplicable, "the request reads payment "+quote(r.TrackingID, 64)+", whose terminal this server does not know")
-	}
-	if r.TrackingID != "" {
+	case r.TrackingID != "" && r.TrackingOwner != "" && len(named) == 0:
+		return check(id, name, CheckPassed, "the request reads payment "+quote(r.TrackingID, 64)+", which the token's terminal "+quote(tokT, 64)+
+			" created (payment index)")
+	case r.TrackingID != "":
 		named = append(named, "payment "+quote(r.TrackingID, 64))
 	}
 	return check(id, name, CheckPassed, "the request names "+strings.Join(named, ", ")+": all the token's terminal "+quote(tokT, 64)+"'s")
@@ -330,6 +336,9 @@ func (f *facts) context() []Evidence {
 		if len(cfg.Scopes) > 0 {
 			add(fmt.Sprintf("scope %q", quote(strings.Join(cfg.Scopes, " "), 200)), "configuration BEAD_SCOPE")
 		}
+	}
+	if index, _ := f.paymentIndex(); len(index) > 0 {
+		ev = append(ev, index...)
 	}
 	r := f.in.Recovery
 	switch {

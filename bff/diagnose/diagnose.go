@@ -28,12 +28,14 @@ const PaymentsClient = "bead-terminal"
 
 // Ops the server and doctor name incidents with; the Bead client uses the same words in its errors.
 const (
-	OpCreatePayment = "create payment"
-	OpTracking      = "tracking"
-	OpProbe         = "probe"
-	OpPasswordGrant = "password grant"
-	OpRefreshGrant  = "refresh grant"
-	OpDiscovery     = "discover"
+	OpCreatePayment   = "create payment"
+	OpTracking        = "tracking"
+	OpProbe           = "probe"
+	OpPasswordGrant   = "password grant"
+	OpRefreshGrant    = "refresh grant"
+	OpDiscovery       = "discover"
+	OpLogout          = "logout"
+	OpRegisterWebhook = "register webhook"
 )
 
 // Refusals made by this server before anything went to Bead (Incident.Local).
@@ -201,6 +203,11 @@ type Resource struct {
 	TrackingID string
 	// TrackingOwner is the terminal known to have created TrackingID ("" when this server does not know).
 	TrackingOwner string
+	// TrackingIndexed says that this server's payment index was read for TrackingID under the session's
+	// terminal (Config.TerminalID): with TrackingOwner set, that terminal created the payment through this
+	// server; with TrackingOwner "", it did not (or the record has expired). The server reads no other
+	// terminal's index: an incident page must not tell one terminal about another's payments.
+	TrackingIndexed bool
 }
 
 // Diagnosis is the answer: a cause, why, and what to do.
@@ -371,7 +378,7 @@ func newFacts(in Incident) *facts {
 	if in.Token != nil {
 		f.claims = in.Token.Claims
 	}
-	f.res = resourceOf(in.Resource, f.sent)
+	f.res = ResourceOf(in.Resource, f.sent)
 	f.probe = in.Probe
 	if f.probe == nil && in.Op == OpProbe && in.Local == "" {
 		f.probe = NewProbeResult(in.Err)
@@ -392,7 +399,7 @@ func (f *facts) grantOp() bool {
 		return true
 	}
 	switch f.in.Op {
-	case OpPasswordGrant, OpRefreshGrant, "logout":
+	case OpPasswordGrant, OpRefreshGrant, OpLogout:
 		return true
 	}
 	return false

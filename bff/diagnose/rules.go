@@ -236,26 +236,43 @@ func (f *facts) clientSent() string {
 	return firstNonEmpty(f.formValue("client_id"), f.in.Config.ClientID)
 }
 
+// opName names the call in a summary, after "the" ("Bead answered 429 Too Many Requests to the payment
+// status read"): the op codes are words for code and logs, and read oddly in a sentence.
 func (f *facts) opName() string {
-	if f.in.Op != "" {
-		return f.in.Op
-	}
+	op := f.in.Op
 	switch {
+	case op != "":
 	case f.grant != nil:
-		return f.grant.Op
+		op = f.grant.Op
 	case f.api != nil:
-		return f.api.Op
+		op = f.api.Op
 	case f.transport != nil:
-		return f.transport.Op
+		op = f.transport.Op
 	}
-	return "call"
+	if name, ok := opNames[op]; ok {
+		return name
+	}
+	return firstNonEmpty(op, "call")
+}
+
+// opNames are the calls' names in a sentence, one for every op the server, doctor and the Bead client
+// name their calls with.
+var opNames = map[string]string{
+	OpCreatePayment:   "payment creation request",
+	OpTracking:        "payment status read",
+	OpProbe:           "probe (GET /currencies)",
+	OpPasswordGrant:   "login (password grant)",
+	OpRefreshGrant:    "token refresh (refresh grant)",
+	OpDiscovery:       "discovery request",
+	OpLogout:          "logout",
+	OpRegisterWebhook: "webhook registration",
 }
 
 // unreachable: no HTTP answer at all.
 func (f *facts) unreachable() verdict {
 	t := f.transport
 	target := "Bead's payments API"
-	if f.grantOp() || t.Op == OpPasswordGrant || t.Op == OpRefreshGrant || t.Op == OpDiscovery {
+	if f.grantOp() || t.Op == OpPasswordGrant || t.Op == OpRefreshGrant || t.Op == OpLogout || t.Op == OpDiscovery {
 		target = "Bead's identity realm"
 	}
 	v := verdict{cause: CauseBeadUnavailable, confidence: ConfidenceHigh}
@@ -554,7 +571,8 @@ func (f *facts) judgeToken() verdict {
 		return verdict{cause: CauseTerminalMismatch, confidence: ConfidenceHigh,
 			summary: "The request names a terminal, merchant or payment other than the token's terminal, and Bead refused it."}.with(ev...).with(answer)
 	}
-	if a.Status == http.StatusForbidden {
+	// A payment this terminal created through this server is not another terminal's, whatever the probe says.
+	if _, ours := f.paymentIndex(); a.Status == http.StatusForbidden && !ours {
 		r := f.in.Recovery
 		switch {
 		case f.probe.Passed():
@@ -773,9 +791,33 @@ func (f *facts) resourceEvidence() []Evidence {
 		if f.claims != nil && f.claims.TerminalID != "" {
 			fact += " with a token of terminal " + quote(f.claims.TerminalID, 64)
 		}
-		return []Evidence{{fact, "request path"}}
+		index, _ := f.paymentIndex()
+		return append([]Evidence{{fact, "request path"}}, index...)
 	}
 	return nil
+}
+
+// paymentIndex is what this server's payment index said of the payment the request reads, when the
+// server read it (Resource.TrackingIndexed, for the session's terminal); ours is true when the token's
+// terminal created the payment through this server. Not being in the index does not make a payment
+// another terminal's (it may have been made without this server, or its record expired), so it only
+// supports an inference; being in it rules another terminal out.
+func (f *facts) paymentIndex() (ev []Evidence, ours bool) {
+	r := f.res
+	if !r.TrackingIndexed || r.TrackingID == "" {
+		return nil, false
+	}
+	term := f.in.Config.TerminalID
+	if r.TrackingOwner != "" {
+		tokT := term
+		if f.claims != nil && f.claims.TerminalID != "" {
+			tokT = f.claims.TerminalID
+		}
+		return []Evidence{{fmt.Sprintf("payment %s was created through this server by terminal %s", quote(r.TrackingID, 64), quote(r.TrackingOwner, 64)), "payment index"}},
+			strings.EqualFold(r.TrackingOwner, tokT)
+	}
+	return []Evidence{{fmt.Sprintf("payment %s is not among the payments terminal %s created through this server: it may be another terminal's, made without this server, or expired from the index",
+		quote(r.TrackingID, 64), quote(term, 64)), "payment index"}}, false
 }
 
 // noFailure: the call succeeded. What the token shows can still be wrong (doctor reports it).

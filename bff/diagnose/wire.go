@@ -145,9 +145,10 @@ func namedIssuer(desc string) string {
 	return ""
 }
 
-// resourceOf completes what the incident says about the ids a request names with what the request
-// itself shows: terminalId and merchantId of a JSON body, and the ids in Bead's paths.
-func resourceOf(given Resource, sent bead.SentRequest) Resource {
+// ResourceOf completes what the incident says about the ids a request names with what the request
+// itself shows: terminalId and merchantId of a JSON body, and the ids in Bead's paths. The server reads
+// the tracking id from it to look the payment up in its index before diagnosing.
+func ResourceOf(given Resource, sent bead.SentRequest) Resource {
 	r := given
 	if r.TerminalID == "" || r.MerchantID == "" {
 		var body struct {

@@ -31,7 +31,7 @@ func TestDiagnosisEndToEnd(t *testing.T) {
 		{name: "WAF in front of Bead", faults: []map[string]any{{"kind": "waf_block", "count": 2}},
 			call: create, status: http.StatusBadGateway, cause: "blocked_before_bead"},
 		{name: "Authorization stripped on the way", faults: []map[string]any{{"kind": "strip_authorization", "count": 2}},
-			call: create, status: http.StatusForbidden, cause: "token_missing"},
+			call: create, status: http.StatusBadGateway, cause: "token_missing"},
 		{name: "rate limited", faults: []map[string]any{{"kind": "rate_limit", "count": 1}},
 			call: create, status: http.StatusTooManyRequests, cause: "rate_limited"},
 		{name: "Bead too slow", vars: map[string]string{"BEAD_TIMEOUT": "300ms"}, faults: []map[string]any{{"kind": "slow", "count": 1, "delayMs": 1000}},

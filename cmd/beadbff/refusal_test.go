@@ -26,7 +26,7 @@ func TestRefusalSurvivingRetry(t *testing.T) {
 		bundle    bool
 	}{
 		{"a WAF answers HTML 403 twice", map[string]any{"kind": "waf_block", "count": 2}, http.StatusBadGateway, "blocked_before_bead", 3, true},
-		{"the Authorization header is stripped twice", map[string]any{"kind": "strip_authorization", "count": 2}, http.StatusForbidden, "token_missing", 3, true},
+		{"the Authorization header is stripped twice", map[string]any{"kind": "strip_authorization", "count": 2}, http.StatusBadGateway, "token_missing", 3, true},
 		{"rate limited", map[string]any{"kind": "rate_limit", "count": 1}, http.StatusTooManyRequests, "rate_limited", 1, false},
 	}
 	for _, tt := range tests {
