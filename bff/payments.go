@@ -298,7 +298,13 @@ func validIdempotencyKey(key string) bool {
 // So the key is claimed for the request's fingerprint before Bead is asked, and another fingerprint is
 // refused (409) without asking. The claim is released when Bead's refusal proves that no payment was
 // made (so the key may be sent again with corrected details), and only by the attempt that claimed it:
-// a retry under a claim that an earlier attempt with an unknown outcome made must not free it.
+// a retry under a claim that an earlier attempt with an unknown outcome made must not free it. Nor may
+// the claimer free it once another attempt has joined it (the same request sent again while the first was
+// in flight): Bead may have made the payment for that one while refusing the claimer. The store holds
+// the last joiner's mark, and the release deletes only the claimer's own. So a key whose concurrent
+// attempts were all refused stays bound to their details for the claim's time: other details under it
+// get the 409 that says to use a new key. That costs a new key; the other way could cost a payment
+// recorded with the wrong details.
 
 // idempotencyClaimTTL is how long a key stays bound. bead-api.md documents no window for Bead's memory
 // of a key (the sandbox keeps every key for its lifetime); a day outlasts any retry of a lost answer,
@@ -310,6 +316,7 @@ const idempotencyClaimTTL = 24 * time.Hour
 type keyClaim struct {
 	terminalID, key, fingerprint string
 	first                        bool   // this request bound the key
+	attempt                      string // this request's mark in the claim, which its release names
 	trackingID                   string // the payment the key made, if known
 }
 
@@ -343,13 +350,14 @@ func (s *Server) claimKey(c *fiber.Ctx, terminalID, key string, req bead.CreateP
 			"terminalId", terminalID, "trackingId", stored.TrackingID)
 		return nil, keyUsedProblem(made)
 	}
-	return &keyClaim{terminalID: terminalID, key: key, fingerprint: fp, first: first, trackingID: stored.TrackingID}, nil
+	return &keyClaim{terminalID: terminalID, key: key, fingerprint: fp, first: first, attempt: stored.Attempt, trackingID: stored.TrackingID}, nil
 }
 
-// releaseKey frees a claim whose create Bead surely refused. If that fails, the key stays bound to these
-// details until the claim expires: a caller that corrects them must use a new key, and nothing is made twice.
+// releaseKey frees a claim whose create Bead surely refused, unless another attempt has joined it since.
+// If the claim stays (joined, or the release failed), the key stays bound to these details until the claim
+// expires: a caller that corrects them must use a new key, and nothing is made twice.
 func (s *Server) releaseKey(c *fiber.Ctx, claim *keyClaim) {
-	if err := s.store.ReleaseIdempotencyKey(c.UserContext(), claim.terminalID, claim.key, claim.fingerprint); err != nil {
+	if err := s.store.ReleaseIdempotencyKey(c.UserContext(), claim.terminalID, claim.key, claim.fingerprint, claim.attempt); err != nil {
 		s.log.Warn("idempotency key not released", "requestId", requestIDOf(c), "err", err)
 	}
 }

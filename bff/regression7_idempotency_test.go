@@ -1,0 +1,113 @@
+package bff
+
+// Regressions of the seventh break-it review (idempotency claims deddd45..795afa1). Each test names the
+// defect it guards against.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"beadbff/bff/bead"
+	"beadbff/session"
+)
+
+// gatedBead makes payments per idempotency key, as Bead does, and lets the test decide when each call
+// answers and whether it answers 429 (a rate limit or a WAF hitting one of two concurrent requests).
+type gatedBead struct {
+	fakeBead
+	mu      sync.Mutex
+	byKey   map[string]*bead.CreatedPayment
+	amounts map[string]string
+	made    int
+	script  chan beadStep // one per call, in call order
+}
+
+type beadStep struct {
+	entered chan struct{} // closed when the call has reached Bead (and made the payment, unless refuse)
+	answer  chan struct{} // closed by the test to let the answer go back
+	refuse  bool          // answer 429, make nothing
+}
+
+func (g *gatedBead) CreatePayment(_ context.Context, _ string, req bead.CreatePaymentRequest, key string) (*bead.CreatedPayment, error) {
+	step := <-g.script
+	var p *bead.CreatedPayment
+	if !step.refuse {
+		g.mu.Lock()
+		if p = g.byKey[key]; p == nil {
+			g.made++
+			p = &bead.CreatedPayment{TrackingID: fmt.Sprintf("%032x", g.made), PaymentURLs: []string{"https://pay.example/p"}}
+			g.byKey[key] = p
+			g.amounts[p.TrackingID] = bead.FormatAmount(req.RequestedAmount)
+		}
+		g.mu.Unlock()
+	}
+	close(step.entered)
+	<-step.answer
+	if step.refuse {
+		return nil, &bead.APIError{Op: "create payment", Status: http.StatusTooManyRequests, RetryAfter: time.Second}
+	}
+	return p, nil
+}
+
+// Regression (A1): two concurrent sends of one request under key K (a front-end's retry while the first
+// is still in flight). The one that claimed K got a 429 and released the claim, although the other
+// attempt, which had joined that claim, had made the payment and its answer was on its way. K was then
+// free: a reuse of K with another amount claimed it afresh, reached Bead, got the 12.50 payment back and
+// recorded it as 99.00 (201); the attempt that made the payment then got a 409. Now a claim another
+// attempt has joined is not freed by the claimer's refusal: the reuse is a 409 before Bead, and the
+// attempt that made the payment gets it.
+func TestBreak7OneAttemptsRefusalFreedAKeyAConcurrentAttemptUsed(t *testing.T) {
+	mem, err := session.NewMemory(session.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedBead{byKey: map[string]*bead.CreatedPayment{}, amounts: map[string]string{}, script: make(chan beadStep, 3)}
+	f := &formFixture{bead: &keyedBead{byKey: map[string]*bead.CreatedPayment{}}}
+	f.srv = terminalServer(t, mem, g, nil)
+	now := time.Now()
+	f.cookie = seedSession(t, mem, idemTerminal, "5eadbeef0000000000000a01", session.Token{
+		AccessToken: jwtFor(idemTerminal, now.Add(time.Hour)), RefreshToken: "r", Expiry: now.Add(time.Hour), ObtainedAt: now}).ID
+
+	step := func(refuse bool) beadStep {
+		s := beadStep{entered: make(chan struct{}), answer: make(chan struct{}), refuse: refuse}
+		g.script <- s
+		return s
+	}
+	send := func(body string) <-chan apiReply {
+		ch := make(chan apiReply, 1)
+		go func() { ch <- f.api(t, "K", body) }()
+		return ch
+	}
+	first := step(true) // the attempt that claims K: refused with 429
+	r1 := send(`{"requestedAmount":"12.50","reference":"order-1"}`)
+	<-first.entered
+	second := step(false) // the same request again: joins the claim, Bead makes the payment
+	r2 := send(`{"requestedAmount":"12.50","reference":"order-1"}`)
+	<-second.entered
+	close(first.answer)
+	if r := <-r1; r.status != http.StatusTooManyRequests {
+		t.Fatalf("first attempt: %d, want 429", r.status)
+	}
+
+	third := step(false)
+	close(third.answer)
+	r3 := f.api(t, "K", `{"requestedAmount":"99.00","reference":"order-1"}`)
+	close(second.answer)
+	r2r := <-r2
+
+	tid, _ := r3.body["trackingId"].(string)
+	if r3.status != http.StatusConflict {
+		t.Errorf("K reused with 99.00 after Bead made a 12.50 payment under K: %d, trackingId %s recorded as %v while Bead made it for %s; "+
+			"want 409 before Bead", r3.status, tid, r3.body["requestedAmount"], g.amounts[tid])
+	}
+	if r2r.status != http.StatusCreated || r2r.body["requestedAmount"] != "12.50" {
+		t.Errorf("the attempt that made the payment: %d %v, want 201 with it", r2r.status, r2r.body["title"])
+	}
+	if g.made != 1 {
+		t.Errorf("Bead made %d payments, want 1", g.made)
+	}
+}
