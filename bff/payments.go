@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -212,6 +213,13 @@ func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentIn
 		UpdatedAt:   now,
 	}
 	stored, added, err := s.store.AddPayment(c.UserContext(), p)
+	if err != nil && !errors.Is(err, session.ErrUnavailable) {
+		// The store is up and refuses the record: Bead's 2xx lacks what one needs (a paymentId without a
+		// trackingId, which bead-api.md has in every revision of the answer, and which the payment's page,
+		// its status reads and webhooks all go by). The payment may exist, as after any answer this
+		// server cannot use.
+		return nil, unreadableCreateAnswer(fmt.Errorf("bff: create payment: the answer cannot be recorded: %w", err))
+	}
 	if err != nil {
 		// The payment exists at Bead; say so rather than pretend it failed.
 		s.log.Error("payment created at Bead but not recorded", "requestId", requestIDOf(c), "trackingId", p.TrackingID, "err", err)
@@ -370,8 +378,8 @@ func (s *Server) settleKey(c *fiber.Ctx, claim *keyClaim, trackingID string) {
 	}
 }
 
-// unreadableCreateAnswer is a create that Bead answered with success in a form this client cannot read:
-// the payment may well exist. Its outcome is unknown (no refusal of Bead's behind it, so the form keeps its
+// unreadableCreateAnswer is a create that Bead answered with success in a form this client cannot read,
+// or cannot record (see createPayment): the payment may well exist. Its outcome is unknown (no refusal of Bead's behind it, so the form keeps its
 // key and "sent", and the claim stays), and the caller is told to send the same request again. 502: the
 // answer came and cannot be used. The cause is unknown, as the diagnosis and the webhook registration
 // name an unreadable answer; bead_unavailable would say Bead was unreachable or failing, which it was not.

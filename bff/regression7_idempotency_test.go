@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -110,4 +111,58 @@ func TestBreak7OneAttemptsRefusalFreedAKeyAConcurrentAttemptUsed(t *testing.T) {
 	if g.made != 1 {
 		t.Errorf("Bead made %d payments, want 1", g.made)
 	}
+}
+
+// paymentIDOnlyBead answers a create as the bead client accepts it (bead/payments.go: "neither trackingId
+// nor paymentId" is the only unreadable case): a paymentId and no trackingId.
+type paymentIDOnlyBead struct {
+	fakeBead
+	made int
+}
+
+func (f *paymentIDOnlyBead) CreatePayment(context.Context, string, bead.CreatePaymentRequest, string) (*bead.CreatedPayment, error) {
+	f.made++
+	return &bead.CreatedPayment{PaymentID: "0123456789abcdef01234567", PaymentURLs: []string{"https://pay.example/p"}}, nil
+}
+
+// Regression (A3): a 2xx create answer the client accepts (paymentId, no trackingId) cannot be recorded
+// (AddPayment requires a tracking id), and that was reported as 503 session_store_unavailable "try again
+// in a moment" while the store was fine, and the form was lost (bare 503 page). bead-api.md has a
+// trackingId in every revision of the answer, and everything here goes by it, so such an answer is one
+// this server cannot use: 502 unknown (the payment may exist), the form keeps its key and "sent".
+func TestBreak7PaymentIDOnlyAnswerWasReportedAsStoreOutage(t *testing.T) {
+	fixture := func(t *testing.T) (*formFixture, *paymentIDOnlyBead) {
+		mem, err := session.NewMemory(session.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fb := &paymentIDOnlyBead{}
+		f := &formFixture{srv: terminalServer(t, mem, fb, nil)}
+		now := time.Now()
+		f.cookie = seedSession(t, mem, idemTerminal, "5eadbeef0000000000000a01", session.Token{
+			AccessToken: jwtFor(idemTerminal, now.Add(time.Hour)), RefreshToken: "r", Expiry: now.Add(time.Hour), ObtainedAt: now}).ID
+		return f, fb
+	}
+	t.Run("api", func(t *testing.T) {
+		f, fb := fixture(t)
+		r := f.api(t, "k-pid", `{"requestedAmount":"3.00","reference":"order-3"}`)
+		if fb.made != 1 {
+			t.Fatalf("Bead made %d", fb.made)
+		}
+		r.wantProblem(t, "paymentId-only answer", http.StatusBadGateway, CauseUnknown)
+		if d, _ := r.body["detail"].(string); !strings.Contains(d, "may have been made") || !strings.Contains(d, "same Idempotency-Key") {
+			t.Errorf("detail %q, want it to say the payment may exist and to retry with the same Idempotency-Key", d)
+		}
+	})
+	t.Run("form", func(t *testing.T) {
+		f, _ := fixture(t)
+		form := f.newForm(t, "3.00", "order-3")
+		r := f.do(t, "POST", "/payments", form)
+		if r.status != http.StatusBadGateway || r.doc.Find(`[data-testid="new-payment-form"]`).Length() != 1 {
+			t.Fatalf("paymentId-only answer: %d, want 502 and the form again", r.status)
+		}
+		if again := r.fields(t); again.Get("formKey") != form.Get("formKey") || again.Get("sent") == "" {
+			t.Errorf("key %q (was %q), sent %q; want the same key and sent", again.Get("formKey"), form.Get("formKey"), again.Get("sent"))
+		}
+	})
 }
