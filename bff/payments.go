@@ -223,7 +223,7 @@ func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentIn
 	if err != nil {
 		// The payment exists at Bead; say so rather than pretend it failed.
 		s.log.Error("payment created at Bead but not recorded", "requestId", requestIDOf(c), "trackingId", p.TrackingID, "err", err)
-		return nil, storeUnavailable(err)
+		return nil, unrecordedPayment(p.TrackingID, err)
 	}
 	s.payments.put(stored)
 	// A retry with the caller's key: Bead answered with the first payment, and so do we, unless the retry
@@ -376,6 +376,33 @@ func (s *Server) settleKey(c *fiber.Ctx, claim *keyClaim, trackingID string) {
 	if err := s.store.SettleIdempotencyKey(c.UserContext(), claim.terminalID, claim.key, claim.fingerprint, trackingID, idempotencyClaimTTL); err != nil {
 		s.log.Warn("idempotency key not settled", "requestId", requestIDOf(c), "trackingId", trackingID, "err", err)
 	}
+}
+
+// unrecordedPaymentError is a payment Bead made (its answer read) that the session store could not
+// record.
+type unrecordedPaymentError struct {
+	trackingID string
+	err        error
+}
+
+func (e *unrecordedPaymentError) Error() string {
+	return "bff: payment " + e.trackingID + " created at Bead but not recorded: " + e.err.Error()
+}
+
+func (e *unrecordedPaymentError) Unwrap() error { return e.err }
+
+// unrecordedPayment is the answer to a create whose payment Bead made while the session store could not
+// record it. It must not read like a claim the store could not take (the same cause and status, but
+// nothing sent): a caller told "try again" without "the payment exists" may change the details or the key
+// and make a second payment. The key's claim stays, so the same request sent again gets this payment from
+// Bead and records it. The cause is still the store's: that is what failed.
+func unrecordedPayment(trackingID string, err error) *Problem {
+	return &Problem{Status: http.StatusServiceUnavailable, Cause: CauseSessionStoreUnavailable,
+		Title: "Payment made but not recorded", RetryAfter: time.Second,
+		Detail: "Bead made the payment (trackingId " + trackingID + "), but this server could not record it: its session store did not answer. " +
+			"Send the same request again with the same Idempotency-Key in a moment: you get that payment, never a second. " +
+			"Do not change the details or the key.",
+		Err: &unrecordedPaymentError{trackingID: trackingID, err: err}}
 }
 
 // unreadableCreateAnswer is a create that Bead answered with success in a form this client cannot read,
@@ -603,8 +630,9 @@ func (s *Server) newPaymentPage(c *fiber.Ctx) error {
 //   - the failure proves no payment was made (refused here before Bead was asked, or Bead or a proxy in
 //     front of it answered the last attempt with a 4xx): a new key, so that the staff member may correct
 //     the form and send it as a new payment;
-//   - the outcome is unknown (a timeout, a connection lost, a 5xx, an answer it cannot read): the same key,
-//     and "sent" holds the details sent with it. Sending it again unchanged returns the payment if Bead made
+//   - the outcome is unknown (a timeout, a connection lost, a 5xx, an answer it cannot read or record), or
+//     Bead made the payment and the store could not record it: the same key, and "sent" holds the details
+//     sent with it. Sending it again unchanged returns the payment if Bead made
 //     it and makes it if not; sending it with other details is refused here, before Bead is asked (Bead
 //     would answer with the first payment under the old key and this server would record it with the
 //     new details), and the form shows the details sent, which are the only ones this key may carry.
@@ -687,9 +715,10 @@ func paymentSurelyNotMade(pr *Problem) bool {
 // createPaymentSubmit creates the payment of the new-payment form. Whenever the payment was not made and
 // the session still stands, the form comes back with what the staff member typed: under each field its
 // error, or, when Bead (or something in front of it) refused the create, a banner naming the cause in plain
-// words with a link to the incident page and its diagnosis, answered with the problem's status. A session
-// that ended, a session store that is down (the payment may exist at Bead unrecorded: the browser's resend
-// of this form then records it, see paymentForm) and a bug here keep the error page.
+// words with a link to the incident page and its diagnosis, answered with the problem's status. So does a
+// payment Bead made that the store could not record, with its key and "sent" kept: sent again, the form
+// gets that payment and records it. A session that ended, a session store that is down before Bead was
+// asked (nothing sent) and a bug here keep the error page.
 func (s *Server) createPaymentSubmit(c *fiber.Ctx) error {
 	form := readPaymentForm(c)
 	v := views.NewPaymentView{Page: s.page(c, "New payment"), Amount: form.amount, Reference: form.reference,
@@ -722,11 +751,13 @@ func (s *Server) createPaymentSubmit(c *fiber.Ctx) error {
 		return c.Redirect("/payments/"+url.PathEscape(p.TrackingID), http.StatusSeeOther)
 	}
 	pr, ok := asProblem(err)
+	var unrecorded *unrecordedPaymentError
+	made := ok && errors.As(pr.Err, &unrecorded)
 	if !ok || pr.Status == http.StatusUnauthorized || sessionOf(c) == nil ||
-		(pr.Cause == CauseSessionStoreUnavailable && pr.Incident == nil) {
+		(pr.Cause == CauseSessionStoreUnavailable && pr.Incident == nil && !made) {
 		return err
 	}
-	if form.sent != "" || !paymentSurelyNotMade(pr) {
+	if made || form.sent != "" || !paymentSurelyNotMade(pr) {
 		v.FormKey, v.Sent = form.key, form.details()
 	} else {
 		v.FormKey = randomToken()
@@ -770,7 +801,11 @@ func (s *Server) createPaymentSubmit(c *fiber.Ctx) error {
 	if pr.Err != nil {
 		attrs = append(attrs, "err", pr.Err.Error()) // as errorHandler logs it for the API
 	}
-	s.log.Log(c.UserContext(), slogLevelFor(pr.Status), "payment not created; form shown again", attrs...)
+	msg := "payment not created; form shown again"
+	if made {
+		msg = "payment created at Bead but not recorded; form shown again with its key"
+	}
+	s.log.Log(c.UserContext(), slogLevelFor(pr.Status), msg, attrs...)
 	setRetryAfter(c, pr.RetryAfter)
 	return render(c, pr.Status, views.NewPayment(v))
 }
@@ -793,7 +828,12 @@ func (s *Server) createFailure(c *fiber.Ctx, pr *Problem, unknown bool) *views.C
 		f.IncidentURL = "/help/incidents/" + pr.IncidentID
 	}
 	var te *bead.TransportError
+	var unrecorded *unrecordedPaymentError
 	switch {
+	case errors.As(pr.Err, &unrecorded):
+		f.Heading = "Bead created the payment, but this server could not record it."
+		f.Summary = "The payment exists at Bead (tracking id " + unrecorded.trackingID + "), but this server's session store did not answer when it tried to record it, so it is not listed yet."
+		f.Advice = "Wait " + waitText(pr.RetryAfter) + ", then send this form again as it is: you get that payment, never a second. Do not start a new payment for it."
 	case errors.As(pr.Err, &te) && te.Timeout:
 		// The call may have reached Bead; the form keeps its key, so sending it again cannot make a second.
 		f.Heading = "Bead did not answer in time, so this server cannot tell whether the payment was created."

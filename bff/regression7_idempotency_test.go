@@ -166,3 +166,82 @@ func TestBreak7PaymentIDOnlyAnswerWasReportedAsStoreOutage(t *testing.T) {
 		}
 	})
 }
+
+// addFailingStore is a store whose payment records cannot be written, as a store that is down, for its
+// first failures adds.
+type addFailingStore struct {
+	session.Store
+	failures int
+}
+
+func (s *addFailingStore) AddPayment(ctx context.Context, p session.Payment) (*session.Payment, bool, error) {
+	if s.failures > 0 {
+		s.failures--
+		return nil, false, fmt.Errorf("session: add payment: %w: i/o timeout", session.ErrUnavailable)
+	}
+	return s.Store.AddPayment(ctx, p)
+}
+
+// Regression (A2): a keyed create whose payment Bead made but whose record could not be written answered
+// word for word what a create refused before Bead is asked answers (503 session_store_unavailable, "try
+// again in a moment"), which README says means nothing was sent; a caller that trusts it may change the
+// details or the key and make a second payment. The form showed the bare 503 page without the form and
+// its key, and the staff member's next form made a second payment. Now the answer says the payment was
+// made, names its trackingId and says to resend the same request with the same key (503, Retry-After);
+// the form comes back with its key and "sent" and a banner saying so; sent again, either gets the payment
+// and records it, and Bead makes no second.
+func TestBreak7PaymentMadeButUnrecordedLookedLikeNothingSent(t *testing.T) {
+	const body = `{"requestedAmount":"12.50","reference":"order-1"}`
+	down := newFormFixtureOn(t, func(st session.Store) session.Store { return claimFailingStore{st} })
+	notSent := down.api(t, "k-1", body)
+	tid := fmt.Sprintf("%032x", 1) // keyedBead's first payment
+
+	t.Run("api", func(t *testing.T) {
+		st := &addFailingStore{failures: 1}
+		f := newFormFixtureOn(t, func(inner session.Store) session.Store { st.Store = inner; return st })
+		r := f.api(t, "k-1", body)
+		if f.bead.made != 1 {
+			t.Fatalf("Bead made %d payments, want 1", f.bead.made)
+		}
+		r.wantProblem(t, "payment made, not recorded", http.StatusServiceUnavailable, CauseSessionStoreUnavailable)
+		d, _ := r.body["detail"].(string)
+		if r.body["title"] == notSent.body["title"] || d == notSent.body["detail"] {
+			t.Errorf("title %v, detail %q: the words of a create refused before Bead (%v, %v)", r.body["title"], d, notSent.body["title"], notSent.body["detail"])
+		}
+		for _, want := range []string{"Bead made the payment", tid, "same Idempotency-Key"} {
+			if !strings.Contains(d, want) {
+				t.Errorf("detail %q, want it to say %q", d, want)
+			}
+		}
+		if r.header.Get("Retry-After") == "" {
+			t.Error("no Retry-After")
+		}
+		again := f.api(t, "k-1", body)
+		if again.status != http.StatusCreated || again.body["trackingId"] != tid || f.bead.made != 1 {
+			t.Errorf("sent again: %d %v, Bead made %d; want 201 with %s and no second payment", again.status, again.body["trackingId"], f.bead.made, tid)
+		}
+	})
+	t.Run("form", func(t *testing.T) {
+		st := &addFailingStore{failures: 1}
+		f := newFormFixtureOn(t, func(inner session.Store) session.Store { st.Store = inner; return st })
+		form := f.newForm(t, "12.50", "order-2")
+		r := f.do(t, "POST", "/payments", form)
+		if r.status != http.StatusServiceUnavailable || r.doc.Find(`[data-testid="new-payment-form"]`).Length() != 1 {
+			t.Fatalf("form: %d, want 503 and the form again; page says %q", r.status, strings.Join(strings.Fields(r.doc.Find("main").Text()), " "))
+		}
+		again := r.fields(t)
+		if again.Get("formKey") != form.Get("formKey") || again.Get("sent") == "" {
+			t.Errorf("key %q (was %q), sent %q; want the same key and sent", again.Get("formKey"), form.Get("formKey"), again.Get("sent"))
+		}
+		if got := r.text("create-failure-heading"); got != "Bead created the payment, but this server could not record it." {
+			t.Errorf("heading %q, want it to say the payment was made", got)
+		}
+		if got := r.text("create-failure-summary"); !strings.Contains(got, tid) {
+			t.Errorf("summary %q, want the tracking id %s", got, tid)
+		}
+		done := f.do(t, "POST", "/payments", again)
+		if done.status != http.StatusSeeOther || done.location != "/payments/"+tid || f.bead.made != 1 {
+			t.Errorf("sent again: %d %q, Bead made %d; want the payment Bead made and no second", done.status, done.location, f.bead.made)
+		}
+	})
+}
