@@ -551,8 +551,12 @@ func (s *Server) paymentJSON(p *session.Payment) paymentJSON {
 // API handlers.
 
 func (s *Server) apiCreatePayment(c *fiber.Ctx) error {
+	// c.Get cannot tell a header that is there but empty (or only spaces, which header parsing trims away)
+	// from no header, and such a key, ignored, would leave a caller whose key generator returned "" believing
+	// its retries protected while each made a payment. PeekAll has an entry per header sent, empty or not.
+	sent := len(c.Request().Header.PeekAll("Idempotency-Key")) > 0
 	key := c.Get("Idempotency-Key")
-	if key != "" && !validIdempotencyKey(key) {
+	if sent && !validIdempotencyKey(key) {
 		return &Problem{Status: http.StatusBadRequest, Cause: CauseInvalidRequest, Title: "Invalid Idempotency-Key",
 			Detail: "An Idempotency-Key must be 1 to " + strconv.Itoa(maxIdempotencyKeyLen) + " printable ASCII characters. Nothing was sent to Bead."}
 	}

@@ -5,8 +5,10 @@ package bff
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -244,4 +246,42 @@ func TestBreak7PaymentMadeButUnrecordedLookedLikeNothingSent(t *testing.T) {
 			t.Errorf("sent again: %d %q, Bead made %d; want the payment Bead made and no second", done.status, done.location, f.bead.made)
 		}
 	})
+}
+
+// Regression (A4): README says an Idempotency-Key "of 1 to 255 printable ASCII characters; any other is
+// refused with 400 invalid_request, never ignored", but a header that was present and empty (or only
+// spaces, which HTTP parsing trims away: a client whose key generator returned "") was taken for no
+// header: each retry made a payment. Now it is a 400 that never reaches Bead; no header at all is still a
+// create without a key.
+func TestBreak7EmptyIdempotencyKeyHeaderWasIgnored(t *testing.T) {
+	f := newFormFixture(t)
+	send := func(key []string) apiReply {
+		t.Helper()
+		req := httptest.NewRequest("POST", "/api/v1/payments", strings.NewReader(`{"requestedAmount":"2.00","reference":"order-e"}`))
+		req.Header.Set("Cookie", "beadbff_session="+f.cookie)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-CSRF", "1")
+		if key != nil {
+			req.Header["Idempotency-Key"] = key
+		}
+		res, err := f.srv.App().Test(req, 5000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		r := apiReply{status: res.StatusCode, header: res.Header}
+		_ = json.NewDecoder(res.Body).Decode(&r.body)
+		return r
+	}
+	for _, key := range []string{"", "   "} {
+		for range 2 {
+			send([]string{key}).wantProblem(t, fmt.Sprintf("Idempotency-Key %q", key), http.StatusBadRequest, CauseInvalidRequest)
+		}
+	}
+	if f.bead.calls != 0 {
+		t.Errorf("Bead was asked %d times for blank keys, want never", f.bead.calls)
+	}
+	if r := send(nil); r.status != http.StatusCreated {
+		t.Errorf("no Idempotency-Key header: %d, want 201", r.status)
+	}
 }
