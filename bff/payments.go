@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -212,10 +213,17 @@ func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentIn
 		UpdatedAt:   now,
 	}
 	stored, added, err := s.store.AddPayment(c.UserContext(), p)
+	if err != nil && !errors.Is(err, session.ErrUnavailable) {
+		// The store is up and refuses the record: Bead's 2xx lacks what one needs (a paymentId without a
+		// trackingId, which bead-api.md has in every revision of the answer, and which the payment's page,
+		// its status reads and webhooks all go by). The payment may exist, as after any answer this
+		// server cannot use.
+		return nil, unreadableCreateAnswer(fmt.Errorf("bff: create payment: the answer cannot be recorded: %w", err))
+	}
 	if err != nil {
 		// The payment exists at Bead; say so rather than pretend it failed.
 		s.log.Error("payment created at Bead but not recorded", "requestId", requestIDOf(c), "trackingId", p.TrackingID, "err", err)
-		return nil, storeUnavailable(err)
+		return nil, unrecordedPayment(p.TrackingID, err)
 	}
 	s.payments.put(stored)
 	// A retry with the caller's key: Bead answered with the first payment, and so do we, unless the retry
@@ -298,7 +306,13 @@ func validIdempotencyKey(key string) bool {
 // So the key is claimed for the request's fingerprint before Bead is asked, and another fingerprint is
 // refused (409) without asking. The claim is released when Bead's refusal proves that no payment was
 // made (so the key may be sent again with corrected details), and only by the attempt that claimed it:
-// a retry under a claim that an earlier attempt with an unknown outcome made must not free it.
+// a retry under a claim that an earlier attempt with an unknown outcome made must not free it. Nor may
+// the claimer free it once another attempt has joined it (the same request sent again while the first was
+// in flight): Bead may have made the payment for that one while refusing the claimer. The store holds
+// the last joiner's mark, and the release deletes only the claimer's own. So a key whose concurrent
+// attempts were all refused stays bound to their details for the claim's time: other details under it
+// get the 409 that says to use a new key. That costs a new key; the other way could cost a payment
+// recorded with the wrong details.
 
 // idempotencyClaimTTL is how long a key stays bound. bead-api.md documents no window for Bead's memory
 // of a key (the sandbox keeps every key for its lifetime); a day outlasts any retry of a lost answer,
@@ -310,6 +324,7 @@ const idempotencyClaimTTL = 24 * time.Hour
 type keyClaim struct {
 	terminalID, key, fingerprint string
 	first                        bool   // this request bound the key
+	attempt                      string // this request's mark in the claim, which its release names
 	trackingID                   string // the payment the key made, if known
 }
 
@@ -343,13 +358,14 @@ func (s *Server) claimKey(c *fiber.Ctx, terminalID, key string, req bead.CreateP
 			"terminalId", terminalID, "trackingId", stored.TrackingID)
 		return nil, keyUsedProblem(made)
 	}
-	return &keyClaim{terminalID: terminalID, key: key, fingerprint: fp, first: first, trackingID: stored.TrackingID}, nil
+	return &keyClaim{terminalID: terminalID, key: key, fingerprint: fp, first: first, attempt: stored.Attempt, trackingID: stored.TrackingID}, nil
 }
 
-// releaseKey frees a claim whose create Bead surely refused. If that fails, the key stays bound to these
-// details until the claim expires: a caller that corrects them must use a new key, and nothing is made twice.
+// releaseKey frees a claim whose create Bead surely refused, unless another attempt has joined it since.
+// If the claim stays (joined, or the release failed), the key stays bound to these details until the claim
+// expires: a caller that corrects them must use a new key, and nothing is made twice.
 func (s *Server) releaseKey(c *fiber.Ctx, claim *keyClaim) {
-	if err := s.store.ReleaseIdempotencyKey(c.UserContext(), claim.terminalID, claim.key, claim.fingerprint); err != nil {
+	if err := s.store.ReleaseIdempotencyKey(c.UserContext(), claim.terminalID, claim.key, claim.fingerprint, claim.attempt); err != nil {
 		s.log.Warn("idempotency key not released", "requestId", requestIDOf(c), "err", err)
 	}
 }
@@ -362,8 +378,35 @@ func (s *Server) settleKey(c *fiber.Ctx, claim *keyClaim, trackingID string) {
 	}
 }
 
-// unreadableCreateAnswer is a create that Bead answered with success in a form this client cannot read:
-// the payment may well exist. Its outcome is unknown (no refusal of Bead's behind it, so the form keeps its
+// unrecordedPaymentError is a payment Bead made (its answer read) that the session store could not
+// record.
+type unrecordedPaymentError struct {
+	trackingID string
+	err        error
+}
+
+func (e *unrecordedPaymentError) Error() string {
+	return "bff: payment " + e.trackingID + " created at Bead but not recorded: " + e.err.Error()
+}
+
+func (e *unrecordedPaymentError) Unwrap() error { return e.err }
+
+// unrecordedPayment is the answer to a create whose payment Bead made while the session store could not
+// record it. It must not read like a claim the store could not take (the same cause and status, but
+// nothing sent): a caller told "try again" without "the payment exists" may change the details or the key
+// and make a second payment. The key's claim stays, so the same request sent again gets this payment from
+// Bead and records it. The cause is still the store's: that is what failed.
+func unrecordedPayment(trackingID string, err error) *Problem {
+	return &Problem{Status: http.StatusServiceUnavailable, Cause: CauseSessionStoreUnavailable,
+		Title: "Payment made but not recorded", RetryAfter: time.Second,
+		Detail: "Bead made the payment (trackingId " + trackingID + "), but this server could not record it: its session store did not answer. " +
+			"Send the same request again with the same Idempotency-Key in a moment: you get that payment, never a second. " +
+			"Do not change the details or the key.",
+		Err: &unrecordedPaymentError{trackingID: trackingID, err: err}}
+}
+
+// unreadableCreateAnswer is a create that Bead answered with success in a form this client cannot read,
+// or cannot record (see createPayment): the payment may well exist. Its outcome is unknown (no refusal of Bead's behind it, so the form keeps its
 // key and "sent", and the claim stays), and the caller is told to send the same request again. 502: the
 // answer came and cannot be used. The cause is unknown, as the diagnosis and the webhook registration
 // name an unreadable answer; bead_unavailable would say Bead was unreachable or failing, which it was not.
@@ -508,8 +551,12 @@ func (s *Server) paymentJSON(p *session.Payment) paymentJSON {
 // API handlers.
 
 func (s *Server) apiCreatePayment(c *fiber.Ctx) error {
+	// c.Get cannot tell a header that is there but empty (or only spaces, which header parsing trims away)
+	// from no header, and such a key, ignored, would leave a caller whose key generator returned "" believing
+	// its retries protected while each made a payment. PeekAll has an entry per header sent, empty or not.
+	sent := len(c.Request().Header.PeekAll("Idempotency-Key")) > 0
 	key := c.Get("Idempotency-Key")
-	if key != "" && !validIdempotencyKey(key) {
+	if sent && !validIdempotencyKey(key) {
 		return &Problem{Status: http.StatusBadRequest, Cause: CauseInvalidRequest, Title: "Invalid Idempotency-Key",
 			Detail: "An Idempotency-Key must be 1 to " + strconv.Itoa(maxIdempotencyKeyLen) + " printable ASCII characters. Nothing was sent to Bead."}
 	}
@@ -587,8 +634,9 @@ func (s *Server) newPaymentPage(c *fiber.Ctx) error {
 //   - the failure proves no payment was made (refused here before Bead was asked, or Bead or a proxy in
 //     front of it answered the last attempt with a 4xx): a new key, so that the staff member may correct
 //     the form and send it as a new payment;
-//   - the outcome is unknown (a timeout, a connection lost, a 5xx, an answer it cannot read): the same key,
-//     and "sent" holds the details sent with it. Sending it again unchanged returns the payment if Bead made
+//   - the outcome is unknown (a timeout, a connection lost, a 5xx, an answer it cannot read or record), or
+//     Bead made the payment and the store could not record it: the same key, and "sent" holds the details
+//     sent with it. Sending it again unchanged returns the payment if Bead made
 //     it and makes it if not; sending it with other details is refused here, before Bead is asked (Bead
 //     would answer with the first payment under the old key and this server would record it with the
 //     new details), and the form shows the details sent, which are the only ones this key may carry.
@@ -671,9 +719,10 @@ func paymentSurelyNotMade(pr *Problem) bool {
 // createPaymentSubmit creates the payment of the new-payment form. Whenever the payment was not made and
 // the session still stands, the form comes back with what the staff member typed: under each field its
 // error, or, when Bead (or something in front of it) refused the create, a banner naming the cause in plain
-// words with a link to the incident page and its diagnosis, answered with the problem's status. A session
-// that ended, a session store that is down (the payment may exist at Bead unrecorded: the browser's resend
-// of this form then records it, see paymentForm) and a bug here keep the error page.
+// words with a link to the incident page and its diagnosis, answered with the problem's status. So does a
+// payment Bead made that the store could not record, with its key and "sent" kept: sent again, the form
+// gets that payment and records it. A session that ended, a session store that is down before Bead was
+// asked (nothing sent) and a bug here keep the error page.
 func (s *Server) createPaymentSubmit(c *fiber.Ctx) error {
 	form := readPaymentForm(c)
 	v := views.NewPaymentView{Page: s.page(c, "New payment"), Amount: form.amount, Reference: form.reference,
@@ -706,11 +755,13 @@ func (s *Server) createPaymentSubmit(c *fiber.Ctx) error {
 		return c.Redirect("/payments/"+url.PathEscape(p.TrackingID), http.StatusSeeOther)
 	}
 	pr, ok := asProblem(err)
+	var unrecorded *unrecordedPaymentError
+	made := ok && errors.As(pr.Err, &unrecorded)
 	if !ok || pr.Status == http.StatusUnauthorized || sessionOf(c) == nil ||
-		(pr.Cause == CauseSessionStoreUnavailable && pr.Incident == nil) {
+		(pr.Cause == CauseSessionStoreUnavailable && pr.Incident == nil && !made) {
 		return err
 	}
-	if form.sent != "" || !paymentSurelyNotMade(pr) {
+	if made || form.sent != "" || !paymentSurelyNotMade(pr) {
 		v.FormKey, v.Sent = form.key, form.details()
 	} else {
 		v.FormKey = randomToken()
@@ -754,7 +805,11 @@ func (s *Server) createPaymentSubmit(c *fiber.Ctx) error {
 	if pr.Err != nil {
 		attrs = append(attrs, "err", pr.Err.Error()) // as errorHandler logs it for the API
 	}
-	s.log.Log(c.UserContext(), slogLevelFor(pr.Status), "payment not created; form shown again", attrs...)
+	msg := "payment not created; form shown again"
+	if made {
+		msg = "payment created at Bead but not recorded; form shown again with its key"
+	}
+	s.log.Log(c.UserContext(), slogLevelFor(pr.Status), msg, attrs...)
 	setRetryAfter(c, pr.RetryAfter)
 	return render(c, pr.Status, views.NewPayment(v))
 }
@@ -777,7 +832,12 @@ func (s *Server) createFailure(c *fiber.Ctx, pr *Problem, unknown bool) *views.C
 		f.IncidentURL = "/help/incidents/" + pr.IncidentID
 	}
 	var te *bead.TransportError
+	var unrecorded *unrecordedPaymentError
 	switch {
+	case errors.As(pr.Err, &unrecorded):
+		f.Heading = "Bead created the payment, but this server could not record it."
+		f.Summary = "The payment exists at Bead (tracking id " + unrecorded.trackingID + "), but this server's session store did not answer when it tried to record it, so it is not listed yet."
+		f.Advice = "Wait " + waitText(pr.RetryAfter) + ", then send this form again as it is: you get that payment, never a second. Do not start a new payment for it."
 	case errors.As(pr.Err, &te) && te.Timeout:
 		// The call may have reached Bead; the form keeps its key, so sending it again cannot make a second.
 		f.Heading = "Bead did not answer in time, so this server cannot tell whether the payment was created."

@@ -821,13 +821,14 @@ var contractCases = []contractCase{
 			}
 			return got, first
 		}
-		if got, first := claim("term-1", "key-1", "fp-12.50"); !first || got.Fingerprint != "fp-12.50" {
-			t.Errorf("first claim = %+v, %v; want it bound to fp-12.50 by this call", got, first)
+		if got, first := claim("term-1", "key-1", "fp-12.50"); !first || got.Fingerprint != "fp-12.50" || got.Attempt == "" {
+			t.Errorf("first claim = %+v, %v; want it bound to fp-12.50 by this call, with its mark", got, first)
 		}
-		for _, fp := range []string{"fp-12.50", "fp-99.00"} {
-			if got, first := claim("term-1", "key-1", fp); first || got != (IdempotencyClaim{Fingerprint: "fp-12.50"}) {
-				t.Errorf("claim again with %s = %+v, %v; want the first binding, not this call's", fp, got, first)
-			}
+		if got, first := claim("term-1", "key-1", "fp-99.00"); first || got != (IdempotencyClaim{Fingerprint: "fp-12.50"}) {
+			t.Errorf("claim again with fp-99.00 = %+v, %v; want the first binding, not this call's, and no mark", got, first)
+		}
+		if got, first := claim("term-1", "key-1", "fp-12.50"); first || got.Fingerprint != "fp-12.50" || got.Attempt == "" {
+			t.Errorf("claim again with fp-12.50 = %+v, %v; want it joined (not first), with a mark of its own", got, first)
 		}
 		// Keys are per terminal, and ids are escaped: ("a:b", "c") and ("a", "b:c") are two keys.
 		for _, tc := range []struct{ terminal, key string }{{"term-2", "key-1"}, {"a:b", "c"}, {"a", "b:c"}, {"a}", "{b"}} {
@@ -848,13 +849,14 @@ var contractCases = []contractCase{
 	{"idempotency key: a claim is one key of its terminal, holding only what it was given, for its ttl", func(t *testing.T, h *harness) {
 		st := h.open(t, Options{})
 		ctx := context.Background()
-		if _, _, err := st.ClaimIdempotencyKey(ctx, "term-1", "key-1", "fp-1", time.Second); err != nil {
+		got, _, err := st.ClaimIdempotencyKey(ctx, "term-1", "key-1", "fp-1", time.Second)
+		if err != nil {
 			t.Fatal(err)
 		}
 		name := h.prefix + "idem:{term-1}:key-1"
 		raw, ok := h.rawGet(t, name)
-		if !ok || string(raw) != `{"fp":"fp-1"}` {
-			t.Fatalf("raw claim under %s = %q, %v; want only the fingerprint, under the terminal's hash tag", name, raw, ok)
+		if want := `{"fp":"fp-1","at":"` + got.Attempt + `"}`; !ok || string(raw) != want {
+			t.Fatalf("raw claim under %s = %q, %v; want %s: the fingerprint and the attempt's mark only, under the terminal's hash tag", name, raw, ok, want)
 		}
 		if ttl := h.ttl(t, name); ttl <= 0 || ttl > time.Second {
 			t.Errorf("claim ttl %v, want at most the 1s asked for", ttl)
@@ -876,25 +878,26 @@ var contractCases = []contractCase{
 			}
 			return got, first
 		}
-		release := func(fp string) {
+		release := func(fp, attempt string) {
 			t.Helper()
-			if err := st.ReleaseIdempotencyKey(ctx, "term-1", "key-1", fp); err != nil {
+			if err := st.ReleaseIdempotencyKey(ctx, "term-1", "key-1", fp, attempt); err != nil {
 				t.Fatal(err)
 			}
 		}
-		claim("fp-1")
-		release("fp-2") // another request's refusal must not free this one's key
+		first, _ := claim("fp-1")
+		release("fp-2", first.Attempt) // another request's refusal must not free this one's key
 		if got, first := claim("fp-2"); first || got.Fingerprint != "fp-1" {
 			t.Fatalf("after another fingerprint's release: %+v, %v; want fp-1 still bound", got, first)
 		}
-		release("fp-1")
-		if got, first := claim("fp-2"); !first || got.Fingerprint != "fp-2" {
-			t.Fatalf("after its own release: %+v, %v; want the key free for fp-2", got, first)
+		release("fp-1", first.Attempt)
+		second, isFirst := claim("fp-2")
+		if !isFirst || second.Fingerprint != "fp-2" {
+			t.Fatalf("after its own release: %+v, %v; want the key free for fp-2", second, isFirst)
 		}
 		if err := st.SettleIdempotencyKey(ctx, "term-1", "key-1", "fp-2", "trk-1", time.Hour); err != nil {
 			t.Fatal(err)
 		}
-		release("fp-2") // a key that made a payment is never freed
+		release("fp-2", second.Attempt) // a key that made a payment is never freed
 		if got, first := claim("fp-3"); first || got != (IdempotencyClaim{Fingerprint: "fp-2", TrackingID: "trk-1"}) {
 			t.Errorf("settled claim = %+v, %v; want fp-2 with trk-1, kept by the release", got, first)
 		}
@@ -905,7 +908,7 @@ var contractCases = []contractCase{
 		if got, _ := claim("fp-3"); got != (IdempotencyClaim{Fingerprint: "fp-2", TrackingID: "trk-1"}) {
 			t.Errorf("after another fingerprint's settle: %+v, want fp-2 with trk-1", got)
 		}
-		// A claim released by a concurrent attempt's refusal is made again when the key did make a payment.
+		// A claim released or expired meanwhile is made again when the key did make a payment.
 		if err := st.SettleIdempotencyKey(ctx, "term-1", "key-2", "fp-4", "trk-2", time.Hour); err != nil {
 			t.Fatal(err)
 		}
@@ -914,6 +917,55 @@ var contractCases = []contractCase{
 		}
 		if err := st.SettleIdempotencyKey(ctx, "term-1", "key-2", "fp-4", "", time.Hour); err == nil {
 			t.Error("settle without a tracking id was accepted")
+		}
+	}},
+
+	{"idempotency key: a claim another attempt has joined is not freed by the first attempt's release", func(t *testing.T, h *harness) {
+		// Two sends of one request under one key, at once: the first claims, the other joins and goes to
+		// Bead, which may make the payment for it and refuse the first. The first's release must not free
+		// the key (a reuse with other details would then get that payment recorded with them).
+		st := h.open(t, Options{})
+		ctx := context.Background()
+		first, isFirst, err := st.ClaimIdempotencyKey(ctx, "term-1", "key-1", "fp-1", time.Hour)
+		if err != nil || !isFirst {
+			t.Fatalf("first claim: %+v, %v, %v", first, isFirst, err)
+		}
+		const joiners = 4 // at once: each swap lost to another costs a round, and there are more rounds
+		marks := make([]string, joiners)
+		var wg sync.WaitGroup
+		for i := range joiners {
+			wg.Go(func() {
+				got, isFirst, err := st.ClaimIdempotencyKey(ctx, "term-1", "key-1", "fp-1", time.Hour)
+				if err != nil || isFirst || got.Fingerprint != "fp-1" {
+					t.Errorf("joining claim %d: %+v, %v, %v; want it joined", i, got, isFirst, err)
+				}
+				marks[i] = got.Attempt
+			})
+		}
+		wg.Wait()
+		seen := map[string]bool{first.Attempt: true}
+		for i, m := range marks {
+			if m == "" || seen[m] {
+				t.Errorf("joining claim %d has mark %q; want one of its own", i, m)
+			}
+			seen[m] = true
+		}
+		if err := st.ReleaseIdempotencyKey(ctx, "term-1", "key-1", "fp-1", first.Attempt); err != nil {
+			t.Fatal(err)
+		}
+		if got, isFirst, err := st.ClaimIdempotencyKey(ctx, "term-1", "key-1", "fp-2", time.Hour); err != nil || isFirst || got.Fingerprint != "fp-1" {
+			t.Fatalf("after the first attempt's release: %+v, %v, %v; want the key still bound to fp-1", got, isFirst, err)
+		}
+		// The joined claim settles whichever attempt's mark it holds, and a settled claim marks no one.
+		if err := st.SettleIdempotencyKey(ctx, "term-1", "key-1", "fp-1", "trk-1", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if got, isFirst, err := st.ClaimIdempotencyKey(ctx, "term-1", "key-1", "fp-1", time.Hour); err != nil || isFirst ||
+			got != (IdempotencyClaim{Fingerprint: "fp-1", TrackingID: "trk-1"}) {
+			t.Errorf("after settle: %+v, %v, %v; want fp-1 with trk-1 and no mark", got, isFirst, err)
+		}
+		if err := st.ReleaseIdempotencyKey(ctx, "term-1", "key-1", "fp-1", ""); err == nil {
+			t.Error("a release without an attempt's mark was accepted")
 		}
 	}},
 
@@ -1194,7 +1246,7 @@ var contractCases = []contractCase{
 				return err
 			}(),
 			"SettleIdempotencyKey":  st.SettleIdempotencyKey(ctx, "term-1", "key-1", "fp", "trk-1", time.Hour),
-			"ReleaseIdempotencyKey": st.ReleaseIdempotencyKey(ctx, "term-1", "key-1", "fp"),
+			"ReleaseIdempotencyKey": st.ReleaseIdempotencyKey(ctx, "term-1", "key-1", "fp", "attempt-1"),
 		}
 		for name, err := range calls {
 			wantErrIs(t, name, err, ErrUnavailable, context.Canceled)

@@ -117,10 +117,10 @@ type Store interface {
 	// Idempotency keys (idempotency.go): ClaimIdempotencyKey binds a terminal's key to the fingerprint of
 	// the request first sent with it (SET NX) before Bead is asked, and returns the binding that stands;
 	// SettleIdempotencyKey records the payment the key made; ReleaseIdempotencyKey frees a claim that made
-	// none, so that it may be sent again with other details.
+	// none, so that it may be sent again with other details, only while no other attempt has joined it.
 	ClaimIdempotencyKey(ctx context.Context, terminalID, key, fingerprint string, ttl time.Duration) (stored IdempotencyClaim, first bool, err error)
 	SettleIdempotencyKey(ctx context.Context, terminalID, key, fingerprint, trackingID string, ttl time.Duration) error
-	ReleaseIdempotencyKey(ctx context.Context, terminalID, key, fingerprint string) error
+	ReleaseIdempotencyKey(ctx context.Context, terminalID, key, fingerprint, attempt string) error
 
 	// The terminal's token, shared by its sessions and the service account (terminal.go).
 	ClaimTerminalToken(ctx context.Context, t TerminalToken, ttl time.Duration, holder string, until time.Time) (current, replaced *TerminalToken, err error)
