@@ -772,6 +772,33 @@ var contractCases = []contractCase{
 		}
 	}},
 
+	{"an add whose indexing never happened is indexed by the next add of it", func(t *testing.T, h *harness) {
+		// The first add stored the record and then lost the store before listing it (its SET NX took,
+		// its MULTI did not): what a raw write of the record alone leaves.
+		st := h.open(t, Options{})
+		p := payment("term-1", "trk-half", h.now())
+		record, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.rawSet(t, (&store{opts: Options{Prefix: h.prefix}}).paymentKey("term-1", "trk-half"), record)
+		if got := trackingIDs(mustList(t, st, "term-1", 0)); len(got) != 0 {
+			t.Fatalf("list before = %v, want nothing (the record is not indexed)", got)
+		}
+		again := p
+		again.CheckoutID = "another-checkout"
+		got, added, err := st.AddPayment(context.Background(), again)
+		if err != nil || added || got.CheckoutID != p.CheckoutID {
+			t.Fatalf("AddPayment again = %+v, %v, %v; want the stored payment, not added", got, added, err)
+		}
+		if got := trackingIDs(mustList(t, st, "term-1", 0)); len(got) != 1 || got[0] != "trk-half" {
+			t.Errorf("list after = %v, want [trk-half]: the payment is never listed otherwise", got)
+		}
+		if found, err := st.PaymentByCheckout(context.Background(), p.CheckoutID); err != nil || found.TrackingID != "trk-half" {
+			t.Errorf("PaymentByCheckout(%s) = %v, %v; want the payment: its checkout link finds nothing otherwise", p.CheckoutID, found, err)
+		}
+	}},
+
 	{"lock: one holder at a time, released only by its token, expires by itself", func(t *testing.T, h *harness) {
 		st := h.open(t, Options{})
 		ctx := context.Background()

@@ -266,7 +266,16 @@ func (s *store) AddPayment(ctx context.Context, p Payment) (*Payment, bool, erro
 	}
 	if !added {
 		existing, err := s.GetPayment(ctx, p.TerminalID, p.TrackingID)
-		return existing, false, err
+		if err != nil {
+			return nil, false, err
+		}
+		// The add that stored it may have failed before indexing it (the store went away between the
+		// two writes): index it now, or it would never be listed and its checkout id would find nothing.
+		// Indexing twice changes nothing (the list keeps its first position).
+		if err := s.indexPayment(ctx, existing, nil); err != nil {
+			return nil, false, err
+		}
+		return existing, false, nil
 	}
 	if err := s.PutPayment(ctx, p); err != nil {
 		return nil, false, err
@@ -319,16 +328,22 @@ func (s *store) PutPayment(ctx context.Context, p Payment) error {
 	if p.TerminalID == "" || p.TrackingID == "" {
 		return errors.New("session: put payment: terminal id and tracking id are required")
 	}
-	now := s.opts.Now()
 	if p.CreatedAt.IsZero() {
-		p.CreatedAt = now
+		p.CreatedAt = s.opts.Now()
 	}
 	record, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("session: put payment: encode: %w", err)
 	}
+	return s.indexPayment(ctx, &p, record)
+}
+
+// indexPayment lists p in its terminal's list (keeping a first position it already has) and points its
+// checkout id at it; with record, it writes the record too, in the same MULTI as the list.
+func (s *store) indexPayment(ctx context.Context, p *Payment, record []byte) error {
 	var ref []byte
 	if p.CheckoutID != "" {
+		var err error
 		if ref, err = json.Marshal(checkoutRef{TerminalID: p.TerminalID, TrackingID: p.TrackingID}); err != nil {
 			return fmt.Errorf("session: put payment: encode: %w", err)
 		}
@@ -338,13 +353,16 @@ func (s *store) PutPayment(ctx context.Context, p Payment) error {
 	if err != nil {
 		return err
 	}
+	now := s.opts.Now()
 	ttl := s.opts.PaymentTTL
 	list := s.listKey(p.TerminalID)
 	// The record and the terminal's list share the {terminal} hash tag, so they change together in one
 	// MULTI even on a Redis Cluster. The checkout key cannot share it (a checkout is looked up by its id
 	// alone), so it is written after: a checkout id never points at a record that is not there yet.
 	err = s.be.atomically(ctx, func(b batch) {
-		b.set(s.paymentKey(p.TerminalID, p.TrackingID), record, ttl)
+		if record != nil {
+			b.set(s.paymentKey(p.TerminalID, p.TrackingID), record, ttl)
+		}
 		b.addIfAbsent(list, score(p.CreatedAt), p.TrackingID)
 		b.dropScoredBelow(list, score(now.Add(-ttl)))
 		b.keepHighest(list, s.opts.MaxPayments)
