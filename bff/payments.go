@@ -188,8 +188,14 @@ func (s *Server) createPayment(c *fiber.Ctx, sess *session.Session, in paymentIn
 		return err
 	})
 	if err != nil {
-		if pr, ok := asProblem(err); ok && claim != nil && claim.first && paymentSurelyNotMade(pr) {
-			s.releaseKey(c, claim)
+		if pr, ok := asProblem(err); ok && claim != nil && paymentSurelyNotMade(pr) {
+			if claim.first {
+				s.releaseKey(c, claim)
+			} else {
+				// Refused, but under a claim an earlier attempt made: that one (still in flight, or with a
+				// lost answer) may have made the payment. Said, so that the form keeps its key.
+				pr.Err = fmt.Errorf("%w: %w", errKeyUsedByAnotherAttempt, pr.Err)
+			}
 		}
 		if errors.Is(err, bead.ErrUnexpectedAnswer) {
 			return nil, unreadableCreateAnswer(err)
@@ -360,6 +366,10 @@ func (s *Server) claimKey(c *fiber.Ctx, terminalID, key string, req bead.CreateP
 	}
 	return &keyClaim{terminalID: terminalID, key: key, fingerprint: fp, first: first, attempt: stored.Attempt, trackingID: stored.TrackingID}, nil
 }
+
+// errKeyUsedByAnotherAttempt marks a refusal of an attempt that joined an earlier attempt's claim: this
+// attempt made nothing, but the earlier one may have.
+var errKeyUsedByAnotherAttempt = errors.New("an earlier attempt under this idempotency key may have made the payment")
 
 // releaseKey frees a claim whose create Bead surely refused, unless another attempt has joined it since.
 // If the claim stays (joined, or the release failed), the key stays bound to these details until the claim
@@ -761,7 +771,7 @@ func (s *Server) createPaymentSubmit(c *fiber.Ctx) error {
 		(pr.Cause == CauseSessionStoreUnavailable && pr.Incident == nil && !made) {
 		return err
 	}
-	if made || form.sent != "" || !paymentSurelyNotMade(pr) {
+	if made || form.sent != "" || !paymentSurelyNotMade(pr) || errors.Is(pr.Err, errKeyUsedByAnotherAttempt) {
 		v.FormKey, v.Sent = form.key, form.details()
 	} else {
 		v.FormKey = randomToken()

@@ -285,3 +285,51 @@ func TestBreak7EmptyIdempotencyKeyHeaderWasIgnored(t *testing.T) {
 		t.Errorf("no Idempotency-Key header: %d, want 201", r.status)
 	}
 }
+
+// Regression (noticed while fixing A1): a form sent twice, the first send still at Bead (which makes the
+// payment) while the second, joining its claim, is refused (429). The page the browser shows is the
+// second's, and it came back with a new key, so sending it again could make a second payment. It keeps
+// its key now: sent again, it gets the first send's payment.
+func TestBreak7FormRefusedWhileAnEarlierSendIsInFlightKeepsItsKey(t *testing.T) {
+	mem, err := session.NewMemory(session.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedBead{byKey: map[string]*bead.CreatedPayment{}, amounts: map[string]string{}, script: make(chan beadStep, 3)}
+	f := &formFixture{bead: &keyedBead{byKey: map[string]*bead.CreatedPayment{}}}
+	f.srv = terminalServer(t, mem, g, nil)
+	now := time.Now()
+	f.cookie = seedSession(t, mem, idemTerminal, "5eadbeef0000000000000a01", session.Token{
+		AccessToken: jwtFor(idemTerminal, now.Add(time.Hour)), RefreshToken: "r", Expiry: now.Add(time.Hour), ObtainedAt: now}).ID
+	form := f.do(t, "GET", "/payments/new", nil).fields(t)
+	form.Set("amount", "12.50")
+	form.Set("reference", "order-twice")
+	step := func(refuse bool) beadStep {
+		s := beadStep{entered: make(chan struct{}), answer: make(chan struct{}), refuse: refuse}
+		g.script <- s
+		return s
+	}
+	first := step(false) // makes the payment; its answer is held
+	firstReply := make(chan formReply, 1)
+	go func() { firstReply <- f.do(t, "POST", "/payments", form) }()
+	<-first.entered
+	second := step(true)
+	close(second.answer)
+	r := f.do(t, "POST", "/payments", form)
+	if r.status != http.StatusTooManyRequests {
+		t.Fatalf("second send: %d, want 429", r.status)
+	}
+	if got := r.fields(t).Get("formKey"); got != form.Get("formKey") {
+		t.Errorf("the refused second send came back with key %q, want the form's own %q: the first send may have made the payment", got, form.Get("formKey"))
+	}
+	close(first.answer)
+	if fr := <-firstReply; fr.status != http.StatusSeeOther {
+		t.Errorf("first send: %d, want 303 to the payment", fr.status)
+	}
+	again := step(false)
+	close(again.answer)
+	resend := f.do(t, "POST", "/payments", r.fields(t))
+	if resend.status != http.StatusSeeOther || g.made != 1 {
+		t.Errorf("the page sent again: %d with Bead at %d payments, want 303 to the one payment", resend.status, g.made)
+	}
+}
