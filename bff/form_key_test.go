@@ -244,3 +244,12 @@ func TestFormKeyKeptWhileTheOutcomeIsUnknown(t *testing.T) {
 		}
 	})
 }
+
+// Found by a new-user walkthrough: a refused form is answered at /payments, where it posts; reloading or
+// revisiting that address gave 404. It leads to the payments now.
+func TestPaymentsAddressLeadsToThePayments(t *testing.T) {
+	f := newFormFixture(t)
+	if r := f.do(t, "GET", "/payments", nil); r.status != http.StatusFound || r.location != "/" {
+		t.Errorf("GET /payments: %d to %q, want 302 to /", r.status, r.location)
+	}
+}

@@ -630,6 +630,12 @@ func (s *Server) dashboardPage(c *fiber.Ctx) error {
 	return render(c, http.StatusOK, views.Dashboard(v))
 }
 
+// paymentsAddress is GET /payments. A refused form is answered at /payments (where it posts), so a
+// browser can land there by a reload or its history: the address shows the payments, not a 404.
+func (s *Server) paymentsAddress(c *fiber.Ctx) error {
+	return c.Redirect("/", http.StatusFound)
+}
+
 func (s *Server) newPaymentPage(c *fiber.Ctx) error {
 	c.Set("Cache-Control", "no-store")
 	return render(c, http.StatusOK, views.NewPayment(views.NewPaymentView{Page: s.page(c, "New payment"), FormKey: randomToken()}))

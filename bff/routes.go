@@ -32,6 +32,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	app.Post("/logout", s.sameOriginForm, sess, s.requirePageSession, s.formToken, s.logoutSubmit)
 	app.Get("/", sess, s.requirePageSession, s.dashboardPage)
 	app.Get("/payments/new", sess, s.requirePageSession, s.newPaymentPage)
+	app.Get("/payments", s.paymentsAddress)
 	app.Get("/payments/events", sess, s.requireStreamSession, s.dashboardEvents) // before :trackingId
 	app.Post("/payments", s.sameOriginForm, sess, s.requirePageSession, s.formToken, s.createPaymentSubmit)
 	app.Get("/payments/:trackingId", sess, s.requirePageSession, s.paymentPage)

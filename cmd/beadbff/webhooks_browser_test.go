@@ -166,6 +166,8 @@ func TestBrowserCheckoutStopsOfferingPayOnceAWebhookSaysPaid(t *testing.T) {
 		chromedp.WaitVisible(css(`[data-testid="checkout-confirming-paid"]`)),
 		chromedp.WaitNotVisible(css(`[data-testid="checkout-pay"]`)),
 		chromedp.WaitNotVisible(css(`[data-testid="checkout"] [data-note="waiting"]`)),
+		// Found by a walkthrough: the badge beside the message still said "Waiting for payment".
+		chromedp.WaitNotVisible(css(`[data-testid="checkout-status"]`)),
 	))
 	browsertest.Screenshot(t, ctx, "checkout-confirming-paid")
 	hidden, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('[data-testid="checkout-confirming"]').hidden`))
