@@ -340,7 +340,7 @@ func EmbedCheckout(v EmbedCheckoutView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, "<span class=\"state-note\" data-note=\"waiting\">Waiting for your payment. This updates by itself.</span> <span class=\"state-note\" data-note=\"paid\">Paid. Thank you!</span> <span class=\"state-note\" data-note=\"unpaid\">This payment can no longer be completed.</span></div><p class=\"status-hint\" data-status-hint=\"reconnecting\" hidden>Reconnecting…</p><p class=\"status-hint\" data-live-hint=\"confirming\" data-testid=\"checkout-confirming\" hidden>Update received (“<span data-pending-label></span>”); confirming…</p><p class=\"status-hint\" data-live-hint=\"confirming-paid\" data-testid=\"checkout-confirming-paid\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, "<span class=\"state-note\" data-note=\"waiting\">Waiting for your payment. This updates by itself.</span> <span class=\"state-note\" data-note=\"paid\">Paid. Thank you!</span> <span class=\"state-note\" data-note=\"unpaid\">This payment can no longer be completed.</span></div><p class=\"status-hint\" data-status-hint=\"reconnecting\" hidden>Reconnecting…</p><p class=\"status-hint\" data-live-hint=\"confirming\" data-testid=\"checkout-confirming\" hidden>Update received (“<span data-pending-label></span>”); confirming…</p><p class=\"status-hint\" role=\"status\" data-live-hint=\"confirming-paid\" data-testid=\"checkout-confirming-paid\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
