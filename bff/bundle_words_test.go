@@ -24,8 +24,9 @@ func TestSupportBundleFollowsWhoAnswered(t *testing.T) {
 		intro   []string // pieces of the bundle's paragraph, in order
 		notSaid string   // words it must not say
 		subject string
-		mail    string // the mail link's words
-		answer  string // the text's "Answer:" line
+		mail    string   // the mail link's words
+		answer  string   // the text's "Answer:" line
+		lines   []string // other lines the text must hold (a walkthrough found the WAF's text silent on both)
 	}{
 		{name: "waf_block: a WAF's 403", faults: map[string]int{"waf_block": 2},
 			heading: "Still blocked? Send this to whoever runs the firewall",
@@ -33,7 +34,8 @@ func TestSupportBundleFollowsWhoAnswered(t *testing.T) {
 			notSaid: "can find your request in their logs",
 			subject: "[SANDBOX] [P2] Request blocked before reaching the payments API",
 			mail:    "Email Bead support (only if the firewall is Bead's)",
-			answer:  "Answer: A firewall or proxy in front of Bead (not Bead itself) answered 403 Forbidden"},
+			answer:  "Answer: A firewall or proxy in front of Bead (not Bead itself) answered 403 Forbidden",
+			lines:   []string{"Reached Bead: no (refused by a firewall or proxy in front of it)", "beadbff answered: 502 Bad Gateway"}},
 		{name: "a load balancer's HTML 502", steps: func() []frontStep { return []frontStep{proxys502} },
 			heading: "Still failing? Send this to whoever runs the proxy",
 			intro:   []string{"A proxy in front of Bead answered, not Bead", "your network team"},
@@ -54,7 +56,8 @@ func TestSupportBundleFollowsWhoAnswered(t *testing.T) {
 			notSaid: "Refreshing the token",
 			subject: "[SANDBOX] [P2] Request to the payments API failed",
 			mail:    "Email Bead support",
-			answer:  "Answer: Bead answered 500 Internal Server Error"},
+			answer:  "Answer: Bead answered 500 Internal Server Error",
+			lines:   []string{"beadbff answered: 502 Bad Gateway"}},
 		{name: "no answer within BEAD_TIMEOUT", edit: func(c *bead.Config) { c.Timeout = 300 * time.Millisecond }, faults: map[string]int{"slow": 1},
 			heading: "Still failing? Send this to Bead support",
 			intro:   []string{"If the request reached Bead, these details let Bead's support find it in their logs."},
@@ -110,6 +113,14 @@ func TestSupportBundleFollowsWhoAnswered(t *testing.T) {
 			text := pg.text("bundle-text")
 			if tt.answer != "" && !strings.Contains(text, tt.answer) {
 				t.Errorf("bundle text %q lacks %q", text, tt.answer)
+			}
+			for _, line := range tt.lines {
+				if !strings.Contains(text, line) {
+					t.Errorf("bundle text %q lacks %q", text, line)
+				}
+			}
+			if strings.Contains(text, "Reached Bead: no") && !strings.Contains(tt.name, "waf_block") {
+				t.Errorf("bundle text says the request did not reach Bead: %q", text)
 			}
 			if !strings.Contains(mail.Query().Get("body"), "x-request-id: ") {
 				t.Errorf("mail body %q is not the bundle's text", mail.Query().Get("body"))

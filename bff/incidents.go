@@ -257,6 +257,12 @@ func addressBundle(b *views.SupportBundle, inc *incidentRecord, retried bool, en
 	if inc.BeadAnswer != "" {
 		b.Text += "Answer: " + inc.BeadAnswer + "\n"
 	}
+	if d.AnsweredBy == diagnose.AnsweredByProxy && d.Cause == diagnose.CauseBlockedBeforeBead {
+		b.Text += "Reached Bead: no (refused by a firewall or proxy in front of it)\n" // as the page says, for whoever reads only the text
+	}
+	if inc.Status != 0 {
+		b.Text += "beadbff answered: " + strconv.Itoa(inc.Status) + " " + http.StatusText(inc.Status) + "\n"
+	}
 	b.MailtoURL = bundleMailto(b, env, subject)
 	if demo {
 		b.Heading = "Support bundle (demo mode: no one to send it to)"
