@@ -55,7 +55,11 @@ func (s *Server) webhooksPage(c *fiber.Ctx) error {
 		}
 	}
 	if c.Query("registered") == "1" && v.Registration != nil {
-		v.Flash = "Registered: Bead now sends this terminal's status changes to " + v.Registration.URL + "."
+		sender := "Bead"
+		if s.cfg.Demo {
+			sender = "The sandbox" // demo mode registers with the built-in sandbox, not Bead
+		}
+		v.Flash = "Registered: " + sender + " now sends this terminal's status changes to " + v.Registration.URL + "."
 	}
 	for _, d := range deliveries {
 		v.Deliveries = append(v.Deliveries, deliveryRow(d, true))

@@ -235,7 +235,7 @@ func TestWebhookSecretFixedByRegistrationWhileBeadRetries(t *testing.T) {
 	}
 	page = e.do(staff, "GET", e.url+"/webhooks?registered=1", nil, nil)
 	body := string(page.body)
-	for _, want := range []string{`data-testid="flash"`, e.url + "/webhooks/bead", `data-outcome="accepted"`, id} {
+	for _, want := range []string{`data-testid="flash"`, "Registered: Bead now sends", e.url + "/webhooks/bead", `data-outcome="accepted"`, id} {
 		if !strings.Contains(body, want) {
 			t.Errorf("webhooks page lacks %s", want)
 		}
