@@ -78,19 +78,22 @@
   }
 
   // A verified webhook said the payment was made and Bead has not confirmed it yet: no "Pay now" (the
-  // style sheet hides it under data-pending-paid), and the words say so. Polled answers always carry
-  // pendingPaid; pushed ones are drawn by live.js, which knows their "confirming" too.
+  // style sheet hides it under data-pending-paid), and this hint instead of live.js's general
+  // "confirming" one. Polled and pushed statuses both carry pendingPaid (pushed ones only when true).
   function showPendingPaid(on) {
     root.setAttribute("data-pending-paid", on ? "true" : "false");
-    var hint = root.querySelector('[data-live-hint="confirming-paid"]');
-    if (hint) hint.hidden = !on;
+    root.querySelectorAll("[data-live-hint]").forEach(function (hint) {
+      var which = hint.getAttribute("data-live-hint");
+      if (which === "confirming-paid") hint.hidden = !on;
+      else if (which === "confirming" && on) hint.hidden = true;
+    });
   }
 
   // update shows a status, polled or pushed, and tells the parent when it changed.
   function update(s) {
     if (typeof s.statusCode !== "string" || s.statusCode === "") throw new Error("no statusCode");
     showHint("");
-    if (typeof s.pendingPaid === "boolean") showPendingPaid(s.pendingPaid && !s.final);
+    showPendingPaid(s.pendingPaid === true && !s.final);
     var changed = s.statusCode !== root.getAttribute("data-status-code");
     if (changed) {
       show(s);

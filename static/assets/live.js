@@ -21,20 +21,15 @@
     }
   }
 
-  // A webhook announced a status that Bead has not confirmed yet: say so next to the current one. A page
-  // with a hint of its own for an announced payment (the checkout: "no need to pay again") shows that one
-  // instead, and data-pending-paid lets its style sheet take the pay button away.
+  // A webhook announced a status that Bead has not confirmed yet: say so next to the current one. (The
+  // checkout draws an announced payment its own way, in embed.js, from the same event.)
   function showConfirming(root, s) {
-    var paid = !!(s.confirming && s.pendingPaid);
-    var paidHint = root.querySelector('[data-live-hint="confirming-paid"]');
     root.querySelectorAll('[data-live-hint="confirming"]').forEach(function (hint) {
-      hint.hidden = !s.confirming || (paid && !!paidHint);
+      hint.hidden = !s.confirming;
       var label = hint.querySelector("[data-pending-label]");
       if (label) label.textContent = s.pendingLabel || "";
     });
-    if (paidHint) paidHint.hidden = !paid;
     root.setAttribute("data-confirming", s.confirming ? "true" : "false");
-    root.setAttribute("data-pending-paid", paid ? "true" : "false");
   }
 
   function updateRow(table, s) {
