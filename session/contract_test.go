@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -392,6 +393,21 @@ func payment(terminal, tracking string, created time.Time) Payment {
 		CreatedAt:   created,
 		UpdatedAt:   created,
 	}
+}
+
+// countWins runs try(0) .. try(n-1) all at once and counts the calls that report a win.
+func countWins(n int, try func(i int) bool) int {
+	var wg sync.WaitGroup
+	var wins atomic.Int32
+	for i := range n {
+		wg.Go(func() {
+			if try(i) {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(wins.Load())
 }
 
 func wantErrIs(t *testing.T, what string, err error, targets ...error) {

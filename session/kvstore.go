@@ -283,6 +283,8 @@ func (s *store) AddPayment(ctx context.Context, p Payment) (*Payment, bool, erro
 	return &p, true, nil
 }
 
+func (s *store) lockKey(name string) string { return s.opts.Prefix + "lock:" + name }
+
 // Lock takes the named lock for ttl if no one holds it, and returns the token that releases it; "" when
 // another holder has it. A lock expires by itself, so a crashed holder cannot keep it.
 func (s *store) Lock(ctx context.Context, name string, ttl time.Duration) (string, error) {
@@ -295,7 +297,7 @@ func (s *store) Lock(ctx context.Context, name string, ttl time.Duration) (strin
 	if err != nil {
 		return "", err
 	}
-	ok, err := s.be.setNX(ctx, s.opts.Prefix+"lock:"+name, []byte(token), ttl)
+	ok, err := s.be.setNX(ctx, s.lockKey(name), []byte(token), ttl)
 	if err != nil {
 		return "", unavailable("lock", err)
 	}
@@ -315,13 +317,31 @@ func (s *store) Unlock(ctx context.Context, name, token string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.be.delIfEquals(ctx, s.opts.Prefix+"lock:"+name, []byte(token)); err != nil {
+	if err := s.be.delIfEquals(ctx, s.lockKey(name), []byte(token)); err != nil {
 		return unavailable("unlock", err)
 	}
 	return nil
 }
 
-// PutPayment writes the record, its place in the terminal's list and its checkout id in one MULTI.
+// ExtendLock renews the named lock's lease to ttl from now if token still holds it, and says whether it
+// does: a holder whose work outlasts the lease renews it, and stops when it has lost the lock.
+func (s *store) ExtendLock(ctx context.Context, name, token string, ttl time.Duration) (bool, error) {
+	if token == "" || ttl <= 0 {
+		return false, nil
+	}
+	ctx, cancel, err := s.call(ctx, "extend lock")
+	defer cancel()
+	if err != nil {
+		return false, err
+	}
+	ok, err := s.be.extendIfEquals(ctx, s.lockKey(name), []byte(token), ttl)
+	if err != nil {
+		return false, unavailable("extend lock", err)
+	}
+	return ok, nil
+}
+
+// PutPayment writes the record and its place in the terminal's list in one MULTI, then its checkout id.
 // A zero CreatedAt is set to now, so that every listed payment has a place in the order. The list
 // entry is added only if absent, which is what keeps a re-put payment at its first position.
 func (s *store) PutPayment(ctx context.Context, p Payment) error {
@@ -405,9 +425,6 @@ func (s *store) getPayment(ctx context.Context, op, terminalID, trackingID strin
 	return &p, nil
 }
 
-// ListPayments reads the newest ids of the terminal's list and their records in two round trips. A limit
-// of 0 or less, or above MaxPayments, means MaxPayments. Records that have expired, or no longer decode,
-// are left out rather than failing the whole dashboard.
 // newestRecords reads the n newest members of the sorted set index, highest score first, and the value
 // stored under keyOf(member) for each (nil where it is gone): an index and the records it points at, the
 // shape of the payment list, the webhook queue and the secret registry alike.
@@ -430,6 +447,9 @@ func (s *store) newestRecords(ctx context.Context, op, index string, n int, keyO
 	return members, raws, nil
 }
 
+// ListPayments reads the newest ids of the terminal's list and their records in two round trips. A limit
+// of 0 or less, or above MaxPayments, means MaxPayments. Records that have expired, or no longer decode,
+// are left out rather than failing the whole dashboard.
 func (s *store) ListPayments(ctx context.Context, terminalID string, limit int) ([]Payment, error) {
 	if limit <= 0 || limit > s.opts.MaxPayments {
 		limit = s.opts.MaxPayments

@@ -383,7 +383,7 @@ func (m *memoryBackend) release(ctx context.Context, set, member string, floor f
 	if b.err != nil {
 		return nil, b.err
 	}
-	if e := m.live(set); e != nil {
+	if m.live(set) != nil {
 		return nil, nil
 	}
 	e := m.live(key)

@@ -27,13 +27,17 @@ const MaxAttemptSlots = 1000
 // ErrNoSlotClaimed: the ticket given to ReturnAttempt was not issued by TakeAttempt.
 var ErrNoSlotClaimed = errors.New("session: not an attempt ticket")
 
-// attemptSlotKeys names the slots of name. The name sits in a Cluster hash tag so that the MGET over its
-// slots stays legal when a Cluster URL form is added.
+// attemptSlotKey names a slot of name (slot is its number, as a ticket carries it). The name sits in a
+// Cluster hash tag so that the MGET over its slots stays legal on a Redis Cluster.
+func (s *store) attemptSlotKey(name, slot string) string {
+	return s.opts.Prefix + "rl:{" + url.QueryEscape(name) + "}:" + slot
+}
+
+// attemptSlotKeys names the slots of name.
 func (s *store) attemptSlotKeys(name string, limit int) []string {
-	base := s.opts.Prefix + "rl:{" + url.QueryEscape(name) + "}:"
 	keys := make([]string, limit)
 	for i := range keys {
-		keys[i] = base + strconv.Itoa(i)
+		keys[i] = s.attemptSlotKey(name, strconv.Itoa(i))
 	}
 	return keys
 }
@@ -105,8 +109,7 @@ func (s *store) ReturnAttempt(ctx context.Context, name, ticket string) error {
 	if err != nil {
 		return err
 	}
-	key := s.opts.Prefix + "rl:{" + url.QueryEscape(name) + "}:" + slot
-	if err := s.be.delIfEquals(ctx, key, []byte(value)); err != nil {
+	if err := s.be.delIfEquals(ctx, s.attemptSlotKey(name, slot), []byte(value)); err != nil {
 		return unavailable("return attempt", err)
 	}
 	return nil

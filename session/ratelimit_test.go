@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -87,27 +86,17 @@ var attemptCases = []contractCase{
 	{"two processes sharing the store never exceed the limit together", func(t *testing.T, h *harness) {
 		a, b := h.open(t, Options{}), h.open(t, Options{})
 		const limit, tries = 5, 40
-		var mu sync.Mutex
-		granted := 0
-		var wg sync.WaitGroup
-		for i := range tries {
+		granted := countWins(tries, func(i int) bool {
 			st := a
 			if i%2 == 1 {
 				st = b
 			}
-			wg.Go(func() {
-				ticket, _, err := st.TakeAttempt(context.Background(), "user:race", limit, time.Minute)
-				if err != nil {
-					t.Errorf("TakeAttempt: %v", err)
-				}
-				if ticket != "" {
-					mu.Lock()
-					granted++
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
+			ticket, _, err := st.TakeAttempt(context.Background(), "user:race", limit, time.Minute)
+			if err != nil {
+				t.Errorf("TakeAttempt: %v", err)
+			}
+			return ticket != ""
+		})
 		if granted != limit {
 			t.Errorf("%d of %d concurrent attempts granted, want exactly %d", granted, tries, limit)
 		}

@@ -72,9 +72,9 @@ func NewRedisFromClient(c redis.UniversalClient, opts Options) (Store, error) {
 	return s, nil
 }
 
-// redisOptions turns REDIS_URL into client options. It is the one place that reads the URL, so the
-// Sentinel and Cluster forms can be added here. Its errors never quote the URL (it may hold a
-// password); they name REDIS_URL and show it redacted.
+// redisOptions turns REDIS_URL (one node, a Cluster or a Sentinel set) into client options. It is the
+// one place that reads the URL. Its errors never quote the URL (it may hold a password); they name
+// REDIS_URL and show it redacted.
 func redisOptions(redisURL string) (*redis.UniversalOptions, error) {
 	if redisURL == "" {
 		return nil, errors.New("session: REDIS_URL is empty")
@@ -321,8 +321,9 @@ func (b redisBatch) put(key string, score float64, member string) {
 // extendExpiry: NX gives a key with no time to live one; GT then only ever lengthens it. (go-redis has
 // these two in seconds only; rounding up keeps the key at least ttl.)
 func (b redisBatch) extendExpiry(key string, ttl time.Duration) {
-	b.pipe.ExpireNX(b.ctx, key, ttl.Round(time.Second)+time.Second)
-	b.pipe.ExpireGT(b.ctx, key, ttl.Round(time.Second)+time.Second)
+	rounded := ttl.Round(time.Second) + time.Second
+	b.pipe.ExpireNX(b.ctx, key, rounded)
+	b.pipe.ExpireGT(b.ctx, key, rounded)
 }
 
 // The compare-and-set family. Each script reads and writes keys of one hash slot only (the callers'

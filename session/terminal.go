@@ -251,21 +251,3 @@ func (s *store) ReleaseTerminal(ctx context.Context, terminalID, holder string) 
 	}
 	return t, nil
 }
-
-// ExtendLock renews the named lock's lease to ttl from now if token still holds it, and says whether it
-// does: a holder whose work outlasts the lease renews it, and stops when it has lost the lock.
-func (s *store) ExtendLock(ctx context.Context, name, token string, ttl time.Duration) (bool, error) {
-	if token == "" || ttl <= 0 {
-		return false, nil
-	}
-	ctx, cancel, err := s.call(ctx, "extend lock")
-	defer cancel()
-	if err != nil {
-		return false, err
-	}
-	ok, err := s.be.extendIfEquals(ctx, s.opts.Prefix+"lock:"+name, []byte(token), ttl)
-	if err != nil {
-		return false, unavailable("extend lock", err)
-	}
-	return ok, nil
-}

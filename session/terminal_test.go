@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -158,23 +157,13 @@ var terminalCases = []contractCase{
 	{"terminal token: of concurrent swaps from one read exactly one wins", func(t *testing.T, h *harness) {
 		st := h.open(t, Options{})
 		read, _ := mustClaimTerminal(t, st, terminalFixture(h.now(), "term-1", "lin", "one"), "holder-a", h.now().Add(time.Hour))
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		wins := 0
-		for i := range 16 {
-			wg.Go(func() {
-				_, ok, err := st.SwapTerminalToken(context.Background(), read, terminalFixture(h.now(), "term-1", "lin", strings.Repeat("x", i)), time.Hour)
-				if err != nil {
-					t.Error(err)
-				}
-				if ok {
-					mu.Lock()
-					wins++
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
+		wins := countWins(16, func(i int) bool {
+			_, ok, err := st.SwapTerminalToken(context.Background(), read, terminalFixture(h.now(), "term-1", "lin", strings.Repeat("x", i)), time.Hour)
+			if err != nil {
+				t.Error(err)
+			}
+			return ok
+		})
 		if wins != 1 {
 			t.Errorf("%d of 16 concurrent swaps from one read went through, want exactly 1", wins)
 		}

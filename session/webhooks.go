@@ -23,7 +23,7 @@ import (
 //     keyring like a session, one per terminal, with the one it replaced for a grace period.
 //
 // Events and their queue share one Redis Cluster hash tag ({wh}), and so do all secrets ({whsec}), so
-// that the MGETs that read them stay legal when a Cluster URL form is added.
+// that the MGETs that read them stay legal on a Redis Cluster.
 
 // States of a WebhookEvent.
 const (

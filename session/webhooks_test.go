@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -73,27 +72,15 @@ var webhookCases = []contractCase{
 	{"concurrent deliveries of one change: exactly one claims it", func(t *testing.T, h *harness) {
 		st := h.open(t, Options{})
 		const n = 8
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		firsts := 0
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				ev := webhookEvent("term-1", "trk-race", "completed", h.now())
-				ev.RequestID = fmt.Sprintf("req-%d", i)
-				_, first, err := st.ClaimWebhookEvent(context.Background(), ev)
-				if err != nil {
-					t.Errorf("ClaimWebhookEvent: %v", err)
-				}
-				if first {
-					mu.Lock()
-					firsts++
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
+		firsts := countWins(n, func(i int) bool {
+			ev := webhookEvent("term-1", "trk-race", "completed", h.now())
+			ev.RequestID = fmt.Sprintf("req-%d", i)
+			_, first, err := st.ClaimWebhookEvent(context.Background(), ev)
+			if err != nil {
+				t.Errorf("ClaimWebhookEvent: %v", err)
+			}
+			return first
+		})
 		if firsts != 1 {
 			t.Errorf("%d of %d concurrent deliveries claimed the change, want exactly 1", firsts, n)
 		}
