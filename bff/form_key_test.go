@@ -74,6 +74,12 @@ func newFormFixture(t *testing.T) *formFixture {
 // newFormFixtureOn is newFormFixture with the server's store wrapped by wrap (nil: the memory store itself).
 func newFormFixtureOn(t *testing.T, wrap func(session.Store) session.Store) *formFixture {
 	t.Helper()
+	return newFormFixtureWith(t, wrap, nil)
+}
+
+// newFormFixtureWith is newFormFixtureOn whose server's Bead is realm (nil: f.bead).
+func newFormFixtureWith(t *testing.T, wrap func(session.Store) session.Store, realm beadAPI) *formFixture {
+	t.Helper()
 	mem, err := session.NewMemory(session.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +89,10 @@ func newFormFixtureOn(t *testing.T, wrap func(session.Store) session.Store) *for
 		st = wrap(mem)
 	}
 	f := &formFixture{bead: &keyedBead{byKey: map[string]*bead.CreatedPayment{}}}
-	f.srv = terminalServer(t, st, f.bead, nil)
+	if realm == nil {
+		realm = f.bead
+	}
+	f.srv = terminalServer(t, st, realm, nil)
 	now := time.Now()
 	f.cookie = seedSession(t, st, "5eadbeef00000000000a0001", "5eadbeef0000000000000a01", session.Token{
 		AccessToken: jwtFor("5eadbeef00000000000a0001", now.Add(time.Hour)), RefreshToken: "r", Expiry: now.Add(time.Hour), ObtainedAt: now}).ID

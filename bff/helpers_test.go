@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"beadbff/bff/bead"
 	"beadbff/session"
 )
 
@@ -44,4 +45,21 @@ func whoAmI(t testing.TB, srv *Server, id string) int {
 	}
 	res.Body.Close()
 	return res.StatusCode
+}
+
+// logInAndOutAgain logs a new session in on terminal t1 of realm through srv (a new lineage) and logs it
+// out again; it reports whether that logout was the terminal's last holder (the realm session ends, the
+// token leaves the store), as it should be when no other session of t1 is alive.
+func logInAndOutAgain(t testing.TB, srv *Server, st session.Store, realm *fakeRealm) (lastHolder bool) {
+	t.Helper()
+	ctx := context.Background()
+	id, _ := st.NewID()
+	if _, err := srv.claimTerminal(ctx, realm.issue(), bead.Claims{TerminalID: "t1", MerchantID: "m1"}, holderName(id), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	last, err := st.ReleaseTerminal(ctx, "t1", holderName(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return last != nil
 }

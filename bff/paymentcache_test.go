@@ -97,6 +97,17 @@ func (c *countingStore) recordReads() int {
 // getStatus is GET /api/v1/payments/{id} on srv with the session's cookie; it returns the answer's statusCode.
 func getStatus(t *testing.T, srv *Server, sess *session.Session, trackingID string) string {
 	t.Helper()
+	code, status, err := readStatus(t, srv, sess, trackingID)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET payment: %d, %v", code, err)
+	}
+	return status
+}
+
+// readStatus is getStatus for answers that may not be 200: the answer's HTTP status, its statusCode and
+// the error decoding its body.
+func readStatus(t *testing.T, srv *Server, sess *session.Session, trackingID string) (code int, status string, err error) {
+	t.Helper()
 	req := httptest.NewRequest(http.MethodGet, "/api/v1/payments/"+trackingID, nil)
 	req.Header.Set("Cookie", srv.cookieName()+"="+sess.ID)
 	res, err := srv.App().Test(req, -1)
@@ -107,10 +118,8 @@ func getStatus(t *testing.T, srv *Server, sess *session.Session, trackingID stri
 	var body struct {
 		StatusCode string `json:"statusCode"`
 	}
-	if err := json.NewDecoder(res.Body).Decode(&body); err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("GET payment: %d, %v", res.StatusCode, err)
-	}
-	return body.StatusCode
+	err = json.NewDecoder(res.Body).Decode(&body)
+	return res.StatusCode, body.StatusCode, err
 }
 
 // A status read takes the payment record from this process's copy, so in steady state it reads no record

@@ -56,6 +56,21 @@ func (g *gatedBead) CreatePayment(_ context.Context, _ string, req bead.CreatePa
 	return p, nil
 }
 
+// newGatedFixture is a form fixture (form_key_test.go) whose server's Bead is a gatedBead; f.bead is not
+// the server's Bead.
+func newGatedFixture(t *testing.T) (*formFixture, *gatedBead) {
+	t.Helper()
+	g := &gatedBead{byKey: map[string]*bead.CreatedPayment{}, amounts: map[string]string{}, script: make(chan beadStep, 3)}
+	return newFormFixtureWith(t, nil, g), g
+}
+
+// step scripts the gatedBead's next call (refuse: it answers 429 and makes nothing) and returns its step.
+func (g *gatedBead) step(refuse bool) beadStep {
+	s := beadStep{entered: make(chan struct{}), answer: make(chan struct{}), refuse: refuse}
+	g.script <- s
+	return s
+}
+
 // Regression (A1): two concurrent sends of one request under key K (a front-end's retry while the first
 // is still in flight). The one that claimed K got a 429 and released the claim, although the other
 // attempt, which had joined that claim, had made the payment and its answer was on its way. K was then
@@ -64,31 +79,17 @@ func (g *gatedBead) CreatePayment(_ context.Context, _ string, req bead.CreatePa
 // attempt has joined is not freed by the claimer's refusal: the reuse is a 409 before Bead, and the
 // attempt that made the payment gets it.
 func TestBreak7OneAttemptsRefusalFreedAKeyAConcurrentAttemptUsed(t *testing.T) {
-	mem, err := session.NewMemory(session.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gatedBead{byKey: map[string]*bead.CreatedPayment{}, amounts: map[string]string{}, script: make(chan beadStep, 3)}
-	f := &formFixture{bead: &keyedBead{byKey: map[string]*bead.CreatedPayment{}}}
-	f.srv = terminalServer(t, mem, g, nil)
-	now := time.Now()
-	f.cookie = seedSession(t, mem, idemTerminal, "5eadbeef0000000000000a01", session.Token{
-		AccessToken: jwtFor(idemTerminal, now.Add(time.Hour)), RefreshToken: "r", Expiry: now.Add(time.Hour), ObtainedAt: now}).ID
+	f, g := newGatedFixture(t)
 
-	step := func(refuse bool) beadStep {
-		s := beadStep{entered: make(chan struct{}), answer: make(chan struct{}), refuse: refuse}
-		g.script <- s
-		return s
-	}
 	send := func(body string) <-chan apiReply {
 		ch := make(chan apiReply, 1)
 		go func() { ch <- f.api(t, "K", body) }()
 		return ch
 	}
-	first := step(true) // the attempt that claims K: refused with 429
+	first := g.step(true) // the attempt that claims K: refused with 429
 	r1 := send(`{"requestedAmount":"12.50","reference":"order-1"}`)
 	<-first.entered
-	second := step(false) // the same request again: joins the claim, Bead makes the payment
+	second := g.step(false) // the same request again: joins the claim, Bead makes the payment
 	r2 := send(`{"requestedAmount":"12.50","reference":"order-1"}`)
 	<-second.entered
 	close(first.answer)
@@ -96,7 +97,7 @@ func TestBreak7OneAttemptsRefusalFreedAKeyAConcurrentAttemptUsed(t *testing.T) {
 		t.Fatalf("first attempt: %d, want 429", r.status)
 	}
 
-	third := step(false)
+	third := g.step(false)
 	close(third.answer)
 	r3 := f.api(t, "K", `{"requestedAmount":"99.00","reference":"order-1"}`)
 	close(second.answer)
@@ -291,29 +292,15 @@ func TestBreak7EmptyIdempotencyKeyHeaderWasIgnored(t *testing.T) {
 // second's, and it came back with a new key, so sending it again could make a second payment. It keeps
 // its key now: sent again, it gets the first send's payment.
 func TestBreak7FormRefusedWhileAnEarlierSendIsInFlightKeepsItsKey(t *testing.T) {
-	mem, err := session.NewMemory(session.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gatedBead{byKey: map[string]*bead.CreatedPayment{}, amounts: map[string]string{}, script: make(chan beadStep, 3)}
-	f := &formFixture{bead: &keyedBead{byKey: map[string]*bead.CreatedPayment{}}}
-	f.srv = terminalServer(t, mem, g, nil)
-	now := time.Now()
-	f.cookie = seedSession(t, mem, idemTerminal, "5eadbeef0000000000000a01", session.Token{
-		AccessToken: jwtFor(idemTerminal, now.Add(time.Hour)), RefreshToken: "r", Expiry: now.Add(time.Hour), ObtainedAt: now}).ID
+	f, g := newGatedFixture(t)
 	form := f.do(t, "GET", "/payments/new", nil).fields(t)
 	form.Set("amount", "12.50")
 	form.Set("reference", "order-twice")
-	step := func(refuse bool) beadStep {
-		s := beadStep{entered: make(chan struct{}), answer: make(chan struct{}), refuse: refuse}
-		g.script <- s
-		return s
-	}
-	first := step(false) // makes the payment; its answer is held
+	first := g.step(false) // makes the payment; its answer is held
 	firstReply := make(chan formReply, 1)
 	go func() { firstReply <- f.do(t, "POST", "/payments", form) }()
 	<-first.entered
-	second := step(true)
+	second := g.step(true)
 	close(second.answer)
 	r := f.do(t, "POST", "/payments", form)
 	if r.status != http.StatusTooManyRequests {
@@ -326,7 +313,7 @@ func TestBreak7FormRefusedWhileAnEarlierSendIsInFlightKeepsItsKey(t *testing.T) 
 	if fr := <-firstReply; fr.status != http.StatusSeeOther {
 		t.Errorf("first send: %d, want 303 to the payment", fr.status)
 	}
-	again := step(false)
+	again := g.step(false)
 	close(again.answer)
 	resend := f.do(t, "POST", "/payments", r.fields(t))
 	if resend.status != http.StatusSeeOther || g.made != 1 {

@@ -53,15 +53,7 @@ func TestBreak7StaleTokenCopyKeepsDeadLineageAlive(t *testing.T) {
 		t.Errorf("server A (token copy in memory): a session whose terminal's login ended answered %d, want 401", got)
 	}
 	// A new login starts lineage l2 and logs out: it is the terminal's only live session.
-	idB, _ := mem.NewID()
-	if _, err := b.claimTerminal(ctx, realm.issue(), bead.Claims{TerminalID: "t1", MerchantID: "m1"}, holderName(idB), time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	last, err := mem.ReleaseTerminal(ctx, "t1", holderName(idB))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if last == nil {
+	if !logInAndOutAgain(t, b, mem, realm) {
 		t.Errorf("the only live session of t1 logged out, but the dead-lineage session's hold (re-added by server A's touch) " +
 			"kept the realm session and the terminal's token")
 	}

@@ -21,7 +21,7 @@ func TestBrowserStaffFlow(t *testing.T) {
 	ctx := browsertest.New(t, browsertest.Options{})
 
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	step := func(what string, err error) { t.Helper(); browsertest.Check(t, ctx, what, err) }
+	step := browserStep(t, ctx)
 	step("open the dashboard", chromedp.Do(ctx,
 		chromedp.Navigate(e.url+"/"),
 		chromedp.WaitVisible(css(`[data-testid="login-form"]`)),
@@ -116,7 +116,7 @@ func TestBrowserIncidentPage(t *testing.T) {
 	term := e.sandbox.Terminals()[0]
 	ctx := browsertest.New(t, browsertest.Options{})
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	step := func(what string, err error) { t.Helper(); browsertest.Check(t, ctx, what, err) }
+	step := browserStep(t, ctx)
 	step("log in", chromedp.Do(ctx,
 		chromedp.Navigate(e.url+"/login"),
 		chromedp.SendKeys(css(`#username`), term.TerminalID),

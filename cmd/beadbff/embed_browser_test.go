@@ -106,14 +106,12 @@ document.getElementById("pay").addEventListener("beadbff:payment.status", functi
 <script src="{{.Helper}}"></script>
 </body></html>`))
 
-// browserStep fails the test with a screenshot when a browser step fails.
+// browserStep fails the test with a screenshot when a browser step fails (browsertest.Check bound to t
+// and ctx).
 func browserStep(t *testing.T, ctx context.Context) func(what string, err error) {
 	return func(what string, err error) {
 		t.Helper()
-		if err != nil {
-			browsertest.Screenshot(t, ctx, "failure")
-			t.Fatalf("%s: %v", what, err)
-		}
+		browsertest.Check(t, ctx, what, err)
 	}
 }
 

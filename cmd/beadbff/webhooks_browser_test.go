@@ -47,7 +47,7 @@ func TestBrowserLiveUpdates(t *testing.T) {
 	e.login(api, 0)
 	ctx := browsertest.New(t, browsertest.Options{})
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	step := func(what string, err error) { t.Helper(); browsertest.Check(t, ctx, what, err) }
+	step := browserStep(t, ctx)
 
 	step("log in and create a payment", chromedp.Do(ctx,
 		chromedp.Navigate(e.url+"/login"),
@@ -155,7 +155,7 @@ func TestBrowserCheckoutStopsOfferingPayOnceAWebhookSaysPaid(t *testing.T) {
 	p := e.createAndLogOut(0, "3.10", "paid-elsewhere")
 	ctx := browsertest.New(t, browsertest.Options{})
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	step := func(what string, err error) { t.Helper(); browsertest.Check(t, ctx, what, err) }
+	step := browserStep(t, ctx)
 	step("open the checkout", chromedp.Do(ctx,
 		chromedp.Navigate(p["checkoutUrl"].(string)),
 		chromedp.WaitVisible(css(`[data-testid="checkout"][data-live="push"]`)),
@@ -192,7 +192,7 @@ func TestBrowserCheckoutWithoutTheStreamStopsOfferingPay(t *testing.T) {
 	p := e.createAndLogOut(0, "3.20", "paid-no-stream")
 	ctx := browsertest.New(t, browsertest.Options{})
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	step := func(what string, err error) { t.Helper(); browsertest.Check(t, ctx, what, err) }
+	step := browserStep(t, ctx)
 	step("no EventSource", chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `delete window.EventSource;`})
 		return err
