@@ -98,15 +98,13 @@ func (s *Server) touch(c *fiber.Ctx, sess *session.Session) bool {
 // is one read a minute per session. When the store cannot say, it is taken to live: a wrongly kept hold
 // ends with its time to live, a wrongly ended session would log a staff member out.
 func (s *Server) lineageLives(ctx context.Context, sess *session.Session) bool {
-	t, err := s.store.LoadTerminalToken(ctx, sess.TerminalID)
+	t, err := s.loadTerminalToken(ctx, sess.TerminalID) // keeps this process's copy in step, or drops it
 	switch {
-	case errors.Is(err, session.ErrNotFound):
-		s.tokens.drop(sess.TerminalID, "") // the copy is of a lineage that is over
+	case errors.Is(err, errTerminalLoggedOut):
 		return false
 	case err != nil:
 		return true
 	}
-	s.tokens.put(t)
 	return t.Lineage == sess.Lineage
 }
 

@@ -70,10 +70,7 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	}
 	// A 401 leaves the cookie alone: the session behind it is gone, and the next page load, finding the
 	// cookie stale, clears it and can tell the person their session ended.
-	if p.RetryAfter > 0 {
-		secs := int(p.RetryAfter.Seconds() + 0.999)
-		c.Set("Retry-After", strconv.Itoa(max(secs, 1)))
-	}
+	setRetryAfter(c, p.RetryAfter)
 	c.Set("Cache-Control", "no-store")
 	if isAPI(c) {
 		return s.writeProblem(c, p, rid)

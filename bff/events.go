@@ -76,9 +76,8 @@ func (l liveStatus) fingerprint() string {
 type topicKey struct{ terminalID, trackingID string }
 
 type liveSub struct {
-	key       topicKey
-	sessionID string // the staff session behind the stream ("" for a checkout)
-	ch        chan liveStatus
+	key topicKey
+	ch  chan liveStatus
 }
 
 type liveTopic struct {
@@ -106,7 +105,7 @@ func newLiveHub(load func(context.Context, topicKey) ([]session.Payment, error),
 var errHubClosed = errors.New("bff: live updates closed")
 
 // subscribe opens a subscription; the first one of a topic starts its store watcher.
-func (h *liveHub) subscribe(key topicKey, sessionID string) (*liveSub, error) {
+func (h *liveHub) subscribe(key topicKey) (*liveSub, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -120,7 +119,7 @@ func (h *liveHub) subscribe(key topicKey, sessionID string) (*liveSub, error) {
 		h.wg.Add(1)
 		go h.watch(ctx, key)
 	}
-	sub := &liveSub{key: key, sessionID: sessionID, ch: make(chan liveStatus, liveSubBuffer)}
+	sub := &liveSub{key: key, ch: make(chan liveStatus, liveSubBuffer)}
 	t.subs[sub] = struct{}{}
 	return sub, nil
 }
@@ -270,7 +269,7 @@ func (s *Server) embedCheckoutEvents(c *fiber.Ctx) error {
 // gets 204, which tells the browser's EventSource not to reconnect.
 func (s *Server) streamLive(c *fiber.Ctx, page string, key topicKey, sessionID string, endWhenSettled bool) error {
 	h := s.hooks
-	sub, err := h.hub.subscribe(key, sessionID)
+	sub, err := h.hub.subscribe(key)
 	if err != nil {
 		c.Set(fiber.HeaderRetryAfter, "5")
 		return c.SendStatus(http.StatusServiceUnavailable)

@@ -90,17 +90,8 @@ func sentCredentials(sent bead.SentRequest) bool {
 // tok is the token the failed call used (zero when there was none).
 func (s *Server) diagnoseFailure(c *fiber.Ctx, sess *session.Session, tok session.Token, op string, err error, rec diagnose.Recovery) *Problem {
 	ctx := c.UserContext()
-	in := diagnose.Incident{
-		Op:    op,
-		Err:   err,
-		Token: diagnose.NewTokenInfo(tok.AccessToken, tok.Scope, tok.ObtainedAt, tok.Expiry),
-		Config: diagnose.Config{
-			ClientID: s.cfg.BeadClientID, Scopes: s.cfg.Scopes(), IdentityURL: s.cfg.BeadIdentityURL, APIURL: s.cfg.BeadAPIURL,
-			TerminalID: sess.TerminalID, MerchantID: sess.MerchantID,
-		},
-		Recovery: rec,
-		Now:      s.now(),
-	}
+	in := s.newIncident(sess, tok, op)
+	in.Err, in.Recovery = err, rec
 	in.Resource = s.paymentIndexOf(ctx, sess.TerminalID, diagnose.ResourceOf(in.Resource, sentRequestOf(err, in.Request)))
 	if bead.IsAuthFailure(err) && op != diagnose.OpProbe {
 		// Debug step 3: does a simple call fail too? Then the failure is global (token or firewall).
@@ -152,15 +143,23 @@ func sentRequestOf(err error, given bead.SentRequest) bead.SentRequest {
 // terminal, say), so that it gets the same page, checklist and log line as Bead's own refusals.
 func (s *Server) localIncident(c *fiber.Ctx, sess *session.Session, op, local, detail string, res diagnose.Resource) *Problem {
 	tok := tokenOf(s.tokens.get(sess.TerminalID)) // the token the request would have used, as far as this process knows
-	return s.recordIncident(c, sess, tok, diagnose.Incident{
-		Op: op, Local: local, LocalDetail: detail, Resource: res,
+	in := s.newIncident(sess, tok, op)
+	in.Local, in.LocalDetail, in.Resource = local, detail, res
+	return s.recordIncident(c, sess, tok, in)
+}
+
+// newIncident is what both kinds of incident start from: the operation, the token it used or would have,
+// and this server's configuration for the session's terminal.
+func (s *Server) newIncident(sess *session.Session, tok session.Token, op string) diagnose.Incident {
+	return diagnose.Incident{
+		Op:    op,
 		Token: diagnose.NewTokenInfo(tok.AccessToken, tok.Scope, tok.ObtainedAt, tok.Expiry),
 		Config: diagnose.Config{
 			ClientID: s.cfg.BeadClientID, Scopes: s.cfg.Scopes(), IdentityURL: s.cfg.BeadIdentityURL, APIURL: s.cfg.BeadAPIURL,
 			TerminalID: sess.TerminalID, MerchantID: sess.MerchantID,
 		},
 		Now: s.now(),
-	})
+	}
 }
 
 func (s *Server) recordIncident(c *fiber.Ctx, sess *session.Session, tok session.Token, in diagnose.Incident) *Problem {

@@ -162,7 +162,7 @@ func waitText(d time.Duration) string {
 	}
 }
 
-// setRetryAfter is for answers that do not go through errorHandler (the login form shown again).
+// setRetryAfter sends d as Retry-After in whole seconds, rounded up; nothing when d is not positive.
 func setRetryAfter(c *fiber.Ctx, d time.Duration) {
 	if d > 0 {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retrySeconds(d)))

@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -98,7 +99,7 @@ func logSafe(s string) string {
 func (s *Server) htmlNoStore(c *fiber.Ctx) error {
 	err := c.Next()
 	h := &c.Response().Header
-	if len(h.Peek(fiber.HeaderCacheControl)) == 0 && strings.HasPrefix(string(h.ContentType()), "text/html") {
+	if len(h.Peek(fiber.HeaderCacheControl)) == 0 && bytes.HasPrefix(h.ContentType(), []byte("text/html")) {
 		h.Set(fiber.HeaderCacheControl, "no-store")
 	}
 	return err

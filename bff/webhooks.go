@@ -81,10 +81,9 @@ type webhooks struct {
 	secretsAt time.Time
 	secrets   []session.WebhookSecret
 
-	// recorded throttles the refusals that anyone can cause (no valid MAC) to one log entry per check a
+	// recordGate throttles the refusals that anyone can cause (no valid MAC) to one log entry per check a
 	// minute, so a flood of junk cannot push Bead's own refusals out of the webhooks page's list.
-	recordedMu sync.Mutex
-	recorded   map[string]time.Time
+	recordGate *logGate
 	// refusalLog bounds the "webhook refused" log lines (refusalLogLimit per check a minute): anyone can
 	// send a refused request, a well-formed wrong signature included.
 	refusalLog *logGate
@@ -107,16 +106,8 @@ func (w *webhooks) shouldRecord(check string, now time.Time) bool {
 	if !unverifiedChecks[check] {
 		return true
 	}
-	w.recordedMu.Lock()
-	defer w.recordedMu.Unlock()
-	if w.recorded == nil {
-		w.recorded = map[string]time.Time{}
-	}
-	if last, ok := w.recorded[check]; ok && now.Sub(last) < time.Minute {
-		return false
-	}
-	w.recorded[check] = now
-	return true
+	ok, _ := w.recordGate.allow(check, now)
+	return ok
 }
 
 type webhookMetrics struct {
@@ -142,7 +133,7 @@ func newWebhooks(s *Server, reg prometheus.Registerer) *webhooks {
 	}
 	reg.MustRegister(m.deliveries, m.confirmations, m.streams)
 	w := &webhooks{s: s, metrics: m, jobs: make(chan func(context.Context), webhookQueueSize),
-		refusalLog: newLogGate(refusalLogLimit, time.Minute)}
+		refusalLog: newLogGate(refusalLogLimit, time.Minute), recordGate: newLogGate(1, time.Minute)}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.hub = newLiveHub(s.loadLive, liveStoreEvery)
 	for range webhookWorkers {

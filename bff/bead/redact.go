@@ -189,7 +189,7 @@ func redactAnswerHeader(h http.Header) http.Header {
 	out := h.Clone()
 	for k, vs := range out {
 		for i, v := range vs {
-			out[k][i] = string(redactJWTs([]byte(v)))
+			out[k][i] = RedactJWTs(v)
 		}
 	}
 	return out

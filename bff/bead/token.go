@@ -137,7 +137,7 @@ func (cl *call) tokenFailure(err error) error {
 			body, truncated = body[:maxErrorBody], true
 		}
 		te.Body = redactJWTs(body)
-		te.Description = string(redactJWTs([]byte(te.Description)))
+		te.Description = RedactJWTs(te.Description)
 		contentType := ""
 		if re.Response != nil {
 			te.Status = re.Response.StatusCode
@@ -187,7 +187,7 @@ func (c *Client) Logout(ctx context.Context, refreshToken string) error {
 		Request:     cl.rec.sent,
 		Status:      a.status,
 		Code:        f.Code,
-		Description: string(redactJWTs([]byte(f.Detail))),
+		Description: RedactJWTs(f.Detail),
 		Header:      redactAnswerHeader(a.header),
 		Body:        redactJWTs(a.body),
 		Shape:       f.Shape,
